@@ -1,0 +1,33 @@
+# Two commands: `make demo` (whole pipeline on the embedded data) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Stages call `python`: put the venv first on PATH so dvc runs them with the project's interpreter.
+RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+
+.PHONY: demo test setup bench clean-venv
+
+demo: setup
+	$(RUN) dvc repro
+	$(RUN) python -m pianoeval.summary
+
+test: setup
+	$(RUN) python -m pytest -q
+
+bench: setup
+	$(RUN) python scripts/benchmark.py
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: an unpinned torch pulls the CUDA build (gigabytes).
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Models that map frame embeddings to the 19 perceptual ratings."""

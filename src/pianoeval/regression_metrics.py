@@ -1,0 +1,147 @@
+"""Per-dimension regression metrics: R² and pairwise ranking accuracy.
+
+Ratings in PercePiano are piece-relative, so ranking accuracy can be restricted to pairs within
+the same group (piece); R² is always computed over all samples.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def _as_2d(name: str, a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected shape (N, K) or (N,), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains {int((~np.isfinite(a)).sum())} non-finite values")
+    return a
+
+
+def _check_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    t, p = _as_2d("y_true", y_true), _as_2d("y_pred", y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true shape {t.shape} != y_pred shape {p.shape}")
+    if t.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples, got {t.shape[0]}")
+    return t, p
+
+
+def r2_per_dim(y_true, y_pred) -> np.ndarray:
+    """Coefficient of determination per column.
+
+    Parameters
+    ----------
+    y_true, y_pred : array (N, K) (or (N,), treated as K=1)
+
+    Returns
+    -------
+    r2 : array (K,)
+        ``1 - SS_res / SS_tot``; NaN for a column whose truth is constant (R² undefined there;
+        we do not invent 0 or 1 the way sklearn's ``force_finite`` does).
+    """
+    t, p = _check_pair(y_true, y_pred)
+    ss_res = ((t - p) ** 2).sum(axis=0)
+    ss_tot = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    # Test constancy exactly (max == min): a rounding-level ss_tot would give R² ~ -1e30.
+    varies = np.ptp(t, axis=0) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(varies, 1.0 - ss_res / np.where(varies, ss_tot, 1.0), np.nan)
+
+
+def pairwise_ranking_accuracy(y_true, y_pred, groups=None, *, chunk_size: int = 128) -> np.ndarray:
+    """Fraction of ordered-by-truth pairs whose predicted order agrees, per column.
+
+    A pair (i, j), i < j, counts when ``y_true[i] != y_true[j]`` (and, if ``groups`` is given,
+    ``groups[i] == groups[j]``). It scores 1 if the prediction orders it the same way, 0.5 if the
+    predictions tie, else 0.
+
+    Parameters
+    ----------
+    y_true, y_pred : array (N, K) (or (N,))
+    groups : array (N,), optional
+        Only pairs within the same group are counted.
+    chunk_size : int
+        Rows per vectorised block; memory is ``chunk_size * N * K`` floats.
+
+    Returns
+    -------
+    acc : array (K,)
+        NaN for a column with no countable pair.
+    """
+    t, p = _check_pair(y_true, y_pred)
+    n, k = t.shape
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"groups: expected shape ({n},), got {groups.shape}")
+    score = np.zeros(k)
+    count = np.zeros(k)
+    cols = np.arange(n)
+    for a in range(0, n, chunk_size):
+        b = min(a + chunk_size, n)
+        rows = np.arange(a, b)
+        pair_ok = cols[None, :] > rows[:, None]  # (c, N): each unordered pair once
+        if groups is not None:
+            pair_ok &= groups[a:b, None] == groups[None, :]
+        if not pair_ok.any():
+            continue
+        st = np.sign(t[a:b, None, :] - t[None, :, :])  # (c, N, K)
+        sp = np.sign(p[a:b, None, :] - p[None, :, :])
+        valid = (st != 0) & pair_ok[:, :, None]
+        pts = np.where(sp == 0, 0.5, (st * sp > 0).astype(np.float64))
+        score += np.where(valid, pts, 0.0).sum(axis=(0, 1))
+        count += valid.sum(axis=(0, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, score / np.maximum(count, 1), np.nan)
+
+
+def summarize_regression(
+    y_true,
+    y_pred,
+    dim_names: Sequence[str],
+    fold_ids=None,
+    groups=None,
+) -> dict:
+    """Metrics dict for one model's (out-of-fold) predictions.
+
+    Parameters
+    ----------
+    y_true, y_pred : array (N, K)
+    dim_names : sequence of K str
+    fold_ids : array (N,), optional
+        Adds ``fold_r2_mean``: {str(fold): mean R² over dims within that fold}.
+    groups : array (N,), optional
+        Passed to :func:`pairwise_ranking_accuracy` (within-group pairs only).
+
+    Returns
+    -------
+    dict with keys ``n``, ``r2_mean``, ``r2``, ``ranking_accuracy_mean``, ``ranking_accuracy``
+    and, with ``fold_ids``, ``fold_r2_mean``.
+    """
+    t, p = _check_pair(y_true, y_pred)
+    names = list(dim_names)
+    if len(names) != t.shape[1]:
+        raise ValueError(f"dim_names has {len(names)} names but y has {t.shape[1]} columns")
+    r2 = r2_per_dim(t, p)
+    acc = pairwise_ranking_accuracy(t, p, groups)
+    out = {
+        "n": int(t.shape[0]),
+        "r2_mean": float(np.mean(r2)),
+        "r2": {d: float(v) for d, v in zip(names, r2)},
+        "ranking_accuracy_mean": float(np.mean(acc)),
+        "ranking_accuracy": {d: float(v) for d, v in zip(names, acc)},
+    }
+    if fold_ids is not None:
+        fold_ids = np.asarray(fold_ids)
+        if fold_ids.shape != (t.shape[0],):
+            raise ValueError(f"fold_ids: expected shape ({t.shape[0]},), got {fold_ids.shape}")
+        out["fold_r2_mean"] = {
+            str(f): float(np.mean(r2_per_dim(t[fold_ids == f], p[fold_ids == f])))
+            for f in np.unique(fold_ids)
+        }
+    return out

@@ -1,0 +1,183 @@
+"""MIDI -> audio with FluidSynth, level kept as played.
+
+Rules that matter for the labels:
+
+* Dynamics are a rated dimension, so there is no per-file normalisation. All files are rendered with
+  one synth gain, then ONE global factor (reported) puts the loudest file of the run at a peak target:
+  nothing clips and every loudness difference between files is kept.
+* Sustain pedal (CC64) and every other controller go to FluidSynth as played.
+* The release tail after the last event is kept (``tail_seconds``).
+* Deterministic: a fresh synth per file (no reverb tail leaking between files), float output
+  (FluidSynth's 16-bit path adds dither), events quantised to sample positions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import numpy as np
+
+_MISSING_LIB = (
+    "libfluidsynth is not installed: `apt-get install libfluidsynth3` on Debian/Ubuntu, "
+    "`brew install fluid-synth` on macOS (`make demo` installs it when run as root)."
+)
+
+
+def _fluidsynth():
+    try:
+        import fluidsynth
+    except (ImportError, OSError) as e:  # pyfluidsynth raises ImportError when the C library is missing
+        raise RuntimeError(f"{_MISSING_LIB} ({e})") from e
+    return fluidsynth
+
+
+def resolve_soundfont(spec: str) -> Path:
+    """``pretty_midi`` -> the General-MIDI soundfont shipped in the pretty_midi wheel; else a path."""
+    if spec == "pretty_midi":
+        import pretty_midi
+
+        path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+    else:
+        path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"params render.soundfont: soundfont not found: {path}")
+    if path.suffix.lower() not in (".sf2", ".sf3"):
+        raise ValueError(f"params render.soundfont: expected a .sf2/.sf3 file, got {path}")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    soundfont: str
+    sample_rate: int = 24000
+    gain: float = 0.5
+    tail_seconds: float = 1.5
+    program: int = 0  # acoustic grand; PercePiano MIDI is piano-only
+
+
+class MidiError(ValueError):
+    """A MIDI file that cannot be read or holds no notes."""
+
+
+def midi_events(path: str | Path) -> list[tuple[float, mido.Message]]:
+    """(absolute seconds, message) for every channel message, tempo map applied."""
+    try:
+        mid = mido.MidiFile(path)
+        events, t = [], 0.0
+        for msg in mid:  # iteration yields delta times in seconds, tempo changes applied
+            t += msg.time
+            if not msg.is_meta:
+                events.append((t, msg))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
+        raise MidiError(f"{path}: unreadable MIDI ({type(e).__name__}: {e})") from e
+    if not any(m.type == "note_on" and m.velocity > 0 for _, m in events):
+        raise MidiError(f"{path}: MIDI has no notes")
+    return events
+
+
+def _write_float(fs_mod, synth, n: int) -> np.ndarray:
+    """n stereo frames as float32 via fluid_synth_write_float (no dither, no 16-bit clipping)."""
+    left = np.zeros(n, dtype=np.float32)
+    right = np.zeros(n, dtype=np.float32)
+    fn = fs_mod._fl.fluid_synth_write_float
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                   ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    if fn(synth.synth, n, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1) != 0:
+        raise RuntimeError("fluid_synth_write_float failed")
+    return 0.5 * (left + right)
+
+
+def render_midi(path: str | Path, cfg: SynthConfig) -> np.ndarray:
+    """Render one MIDI file to mono float32 at ``cfg.sample_rate`` (unscaled synth output).
+
+    Returns
+    -------
+    audio : (n_samples,) float32; n_samples = last event + tail, in samples.
+    """
+    fs_mod = _fluidsynth()
+    events = midi_events(path)
+    synth = fs_mod.Synth(gain=cfg.gain, samplerate=float(cfg.sample_rate))
+    try:
+        sfid = synth.sfload(str(cfg.soundfont))
+        if sfid < 0:
+            raise ValueError(f"FluidSynth could not load soundfont {cfg.soundfont}")
+        for chan in range(16):
+            synth.program_select(chan, sfid, 0, cfg.program)
+        sr = cfg.sample_rate
+        chunks, pos = [], 0
+        for t, msg in events:
+            target = int(round(t * sr))
+            if target > pos:
+                chunks.append(_write_float(fs_mod, synth, target - pos))
+                pos = target
+            if msg.type == "note_on":
+                synth.noteon(msg.channel, msg.note, msg.velocity)
+            elif msg.type == "note_off":
+                synth.noteoff(msg.channel, msg.note)
+            elif msg.type == "control_change":
+                synth.cc(msg.channel, msg.control, msg.value)
+            elif msg.type == "pitchwheel":
+                synth.pitch_bend(msg.channel, msg.pitch)
+            # program changes are ignored on purpose: every channel plays the piano preset
+        chunks.append(_write_float(fs_mod, synth, int(round(cfg.tail_seconds * sr))))
+    finally:
+        synth.delete()
+    return np.concatenate(chunks)
+
+
+# -- parallel rendering -------------------------------------------------------------------------
+
+_WORKER_CFG: SynthConfig | None = None
+
+
+def _init_worker(cfg: SynthConfig) -> None:
+    global _WORKER_CFG
+    _WORKER_CFG = cfg
+
+
+def _render_task(item: tuple[str, str]) -> tuple[str, np.ndarray | None, str | None]:
+    key, path = item
+    try:
+        return key, render_midi(path, _WORKER_CFG), None
+    except MidiError as e:
+        return key, None, str(e)
+
+
+def render_many(items: list[tuple[str, str]], cfg: SynthConfig, workers: int = 0, progress: bool = True):
+    """Render (key, midi path) pairs in parallel; yields (key, audio or None, error or None) in input order."""
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(items), desc="render", unit="file", disable=not progress, mininterval=2.0)
+    if workers == 1:
+        _init_worker(cfg)
+        results = map(_render_task, items)
+        pool = None
+    else:
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(cfg,))
+        results = pool.imap(_render_task, items, chunksize=4)
+    try:
+        for res in results:
+            bar.update()
+            yield res
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()

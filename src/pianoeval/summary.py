@@ -1,0 +1,43 @@
+"""Print the headline metrics of the last `dvc repro` (called by `make demo`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HEADLINES = {
+    "metrics/data_report.json": ["labeled", "unlabeled", "pieces", "pianists"],
+    "metrics/render.json": ["rendered", "excluded_bad_midi", "total_hours"],
+    "metrics/quality.json": ["mlp.pianist.r2_mean", "mlp.segment.r2_mean", "mlp.piece.r2_mean",
+                             "ridge.pianist.r2_mean", "ridge.segment.r2_mean", "ridge.piece.r2_mean",
+                             "mlp.pianist.ranking_accuracy_mean"],
+    "metrics/masterclass.json": ["model_a.auc", "model_b.auc", "duration.auc", "random_teacher.model_b.auc"],
+    "metrics/audit.json": ["pca.n_significant", "reliability.noise_ceiling_mean", "probe.ridge_cv.r2_mean"],
+}
+
+
+def _get(d: dict, dotted: str):
+    if dotted in d:
+        return d[dotted]
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def main() -> None:
+    print("\n== pianoeval headline metrics ==")
+    for path, keys in HEADLINES.items():
+        p = Path(path)
+        if not p.is_file():
+            continue
+        data = json.loads(p.read_text())
+        vals = [(k, _get(data, k)) for k in keys]
+        shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in vals if v is not None)
+        print(f"{path}: {shown}")
+    print("Full numbers: `dvc metrics show`; compare with main: `dvc metrics diff main`.")
+
+
+if __name__ == "__main__":
+    main()
