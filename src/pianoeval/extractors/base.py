@@ -18,6 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..models.pooling import mean_std_pool
+
 REGISTRY: dict[str, type[Extractor]] = {}
 
 
@@ -43,9 +45,8 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 def mean_std(frames: np.ndarray) -> np.ndarray:
-    """(T, D) -> (2D,) mean‖std over frames (population std): the pooled scene embedding."""
-    frames = np.asarray(frames, dtype=np.float64)
-    return np.concatenate([frames.mean(0), frames.std(0)]).astype(np.float32)
+    """(T, D) -> (2D,) float32 mean‖std over frames: the pooled scene embedding."""
+    return mean_std_pool(frames).astype(np.float32)
 
 
 class Extractor(ABC):

@@ -1,0 +1,83 @@
+"""Stage `train_quality`: the 19-dimension quality MLP and its ridge baseline, cross-validated on
+all three splits; fold checkpoints and out-of-fold predictions for the default split."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..dimensions import DIMENSIONS, MEAN_COLUMNS
+from ..embedding_store import EmbeddingStore
+from ..io import load_params, write_json
+from ..labels import SPLITS, load_labels, load_splits
+from ..models.quality_mlp import save_checkpoint
+from ..plots import bar_chart_per_dimension
+from ..quality import cross_validate_mlp, cross_validate_ridge
+from ..regression_metrics import summarize_regression
+
+
+def main() -> None:
+    p = load_params("train_quality")
+    torch.set_num_threads(1)  # tiny batches: one thread is faster than two fighting (measured)
+    splits = load_splits(p["splits"])
+    table = load_labels(p["labels"]).set_index("key").loc[splits["keys"]]
+    store = EmbeddingStore(p["embeddings"])
+    X = store.pooled(splits["keys"]).astype(np.float64)
+    Y = table[list(MEAN_COLUMNS)].to_numpy(np.float64)
+    pieces = table["piece"].to_numpy()
+    # The inner validation split (early stopping) and ridge's inner CV group like the outer split.
+    inner_groups = {"pianist": table["pianist_id"].to_numpy(), "piece": pieces,
+                    "segment": np.arange(len(Y))}
+    seeds = [p["seed"] + i for i in range(p["n_seeds"])]
+
+    metrics: dict = {"n": len(Y), "default_split": p["default_split"], "extractor": store.extractor}
+    oof_frames, plot_rows = [], []
+    ckpt_dir = Path(p["checkpoints"])
+    for split in SPLITS:
+        folds = np.asarray(splits["folds"][split])
+        t0 = time.perf_counter()
+        mlp_oof, fold_results = cross_validate_mlp(X, Y, folds, inner_groups[split], p["mlp"], seeds,
+                                                   p["val_fraction"])
+        t_mlp = time.perf_counter() - t0
+        ridge_groups = None if split == "segment" else inner_groups[split]
+        ridge_oof = cross_validate_ridge(X, Y, folds, ridge_groups, p["ridge"]["alphas"],
+                                         p["ridge"]["inner_folds"], p["seed"])
+        for model, oof in (("mlp", mlp_oof), ("ridge", ridge_oof)):
+            summary = summarize_regression(Y, oof, DIMENSIONS, fold_ids=folds, groups=pieces)
+            metrics.setdefault(model, {})[split] = summary
+            plot_rows += [{"dimension": d, "model": f"{model}/{split}", "r2": summary["r2"][d]} for d in DIMENSIONS]
+        metrics["mlp"][split]["best_epoch_mean"] = float(np.mean([e for r in fold_results for e in r.best_epochs]))
+        print(f"train_quality[{split}]: MLP R2 {metrics['mlp'][split]['r2_mean']:.3f} ({t_mlp:.0f} s), "
+              f"ridge R2 {metrics['ridge'][split]['r2_mean']:.3f}")
+        oof_frames.append(pd.DataFrame({"key": splits["keys"], "split": split, "fold": folds,
+                                        **{f"pred_{d}": mlp_oof[:, j] for j, d in enumerate(DIMENSIONS)}}))
+        if split == p["default_split"]:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            for res in fold_results:
+                train_keys = [k for k, f in zip(splits["keys"], folds) if f != res.fold]
+                for i, model in enumerate(res.models):
+                    save_checkpoint(model, ckpt_dir / f"fold{res.fold}_seed{i}", metadata={
+                        "split": split, "fold": res.fold, "extractor": store.extractor,
+                        "extractor_params": store.extractor_params,
+                        # What the leakage guard checks: a model may only score performances of
+                        # pianists it never trained on.
+                        "train_pianist_ids": sorted({int(v) for v in table.loc[train_keys, "pianist_id"]}),
+                        "train_players": sorted(set(table.loc[train_keys, "player"])),
+                        "n_train": len(train_keys)})
+
+    pd.concat(oof_frames).to_csv(p["oof"], index=False, float_format="%.6f")
+    write_json("metrics/quality.json", metrics)
+    plot_df = pd.DataFrame(plot_rows)
+    Path("plots").mkdir(exist_ok=True)
+    plot_df.to_csv("plots/quality_r2_per_dim.csv", index=False, float_format="%.4f")
+    bar_chart_per_dimension(plot_df, "plots/quality_r2_per_dim.png",
+                            title=f"Out-of-fold R² per dimension ({store.extractor} embeddings)",
+                            value="r2", group="model")
+
+
+if __name__ == "__main__":
+    main()
