@@ -48,8 +48,9 @@ class AudioStoreWriter:
         peak = float(np.abs(audio).max()) if audio.size else 0.0
         if peak > 1.0:
             raise ValueError(f"audio store: segment '{key}' peaks at {peak:.3f} > 1.0 and would clip")
-        # Explicit rounding to int16 so the bytes do not depend on libsndfile's float conversion.
-        self._file.write(np.round(audio * 32767.0).astype(np.int16))
+        # Explicit rounding to int16 so the bytes do not depend on libsndfile's float conversion;
+        # x32768 matches libsndfile's int16 -> float read scaling (1/32768), so reads round-trip.
+        self._file.write(np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16))
         self.keys.append(key)
         self.offsets.append(self._pos)
         self.lengths.append(int(audio.size))

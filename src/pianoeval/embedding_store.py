@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from .extractors.base import mean_std
+from .io import save_safetensors
 
 
 def write_embedding_store(path: str | Path, items: Iterable[tuple[str, np.ndarray]], *, extractor: str,
@@ -48,7 +48,7 @@ def write_embedding_store(path: str | Path, items: Iterable[tuple[str, np.ndarra
                "pooled": np.stack(pooled).astype(np.float32)}
     meta = {"keys": json.dumps(keys), "extractor": extractor, "extractor_params": json.dumps(extractor_params,
             sort_keys=True), "frame_rate": repr(float(frame_rate)), "dim": str(tensors["frames"].shape[1])}
-    save_file(tensors, str(path), metadata=meta)
+    save_safetensors(tensors, path, metadata=meta)
     return {"segments": len(keys), "frames": int(offsets[-1]), "dim": int(tensors["frames"].shape[1]),
             "bytes": path.stat().st_size}
 

@@ -68,3 +68,42 @@ def load_params(section: str | None = None, path: str | os.PathLike = "params.ya
     if section not in params:
         raise KeyError(f"{path}: no section '{section}' (have: {', '.join(params)})")
     return params[section]
+
+
+_ST_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64", "int64": "I64", "int32": "I32",
+              "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+def save_safetensors(tensors: dict, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write numpy arrays in the safetensors format with a byte-stable header.
+
+    ``safetensors.numpy.save_file`` serialises metadata from a hash map, so the same inputs can give
+    different bytes (and different ``dvc.lock`` hashes). Here header keys are sorted and tensors are
+    laid out in name order; any safetensors reader loads the file.
+    """
+    import numpy as np
+
+    header: dict = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
+    arrays, offset = [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        if a.dtype.name not in _ST_DTYPES:
+            raise ValueError(f"save_safetensors: tensor '{name}' has unsupported dtype {a.dtype}")
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        header[name] = {"dtype": _ST_DTYPES[a.dtype.name], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        arrays.append(a)
+        offset += a.nbytes
+    blob = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    blob += b" " * (-len(blob) % 8)  # the format allows space padding; keeps tensor data 8-byte aligned
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(len(blob).to_bytes(8, "little"))
+        fh.write(blob)
+        for a in arrays:
+            fh.write(memoryview(a).cast("B"))
+    os.replace(tmp, path)

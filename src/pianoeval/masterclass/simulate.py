@@ -1,0 +1,348 @@
+"""Simulated masterclasses grounded in real crowd ratings (the embedded default input).
+
+No masterclass audio ships with the project, so sessions are built from the rendered PercePiano
+performances:
+
+* a **session** (one "video") is one pianist's segments of one work played in order (``work`` +
+  ``player`` of labels.csv, ordered by ``segment``, the first ones up to a length cap); score renditions are
+  not students;
+* a **teacher** weights the 8 dimension categories (:data:`pianoeval.dimensions.CATEGORIES`); after
+  each segment it computes ``score = sum_c w_c z_c`` where ``z_c`` is the segment's category-mean
+  crowd rating standardised within its piece (over every labeled non-score performance of that
+  piece in labels.csv) and ``w`` is normalised to sum 1, and stops when
+  ``score + N(0, noise_sd) < threshold``. ``musical_dimension`` is the category with the most
+  negative ``w_c z_c``. A ``stop_probability`` teacher stops at random (the negative control);
+* a stop inserts a pause, speech-like feedback of seeded length (:mod:`.speech`), another pause,
+  then the student replays the stopped segment (the same rendition: T1 has no improved take) and
+  goes on; replays are never stopped.
+
+Outputs (folder): ``<video_id>.flac`` (mono 16-bit), ``all_moments.jsonl`` in the schema of
+:mod:`.moments` and ``provenance.json`` (which T1 performance, of which pianist, lies where in each
+session's audio: the leakage guard of the quality scores needs it). Same inputs -> same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from pianoeval.dimensions import CATEGORIES
+from pianoeval.io import write_json
+from pianoeval.masterclass.moments import Moment, write_moments
+from pianoeval.masterclass.speech import synth_speech
+
+CATEGORY_NAMES: tuple[str, ...] = tuple(CATEGORIES)
+EXTRACTED_AT = "2025-01-01T00:00:00Z"  # fixed: the output must not depend on when it was made
+MOMENTS_FILE = "all_moments.jsonl"
+PROVENANCE_FILE = "provenance.json"
+TEACHER_NAME = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+
+FEEDBACK = {
+    "timing": ("Stop. The pulse drifts in these bars; keep the beat steady and let the rhythm breathe only "
+               "where the phrase asks for it.", "unsteady timing"),
+    "articulation": ("Wait. The notes are not clearly articulated; decide what is legato and what is "
+                     "detached and make the touch consistent.", "unclear articulation"),
+    "pedal": ("Let me stop you. The pedal blurs the harmony here; change it with the bass and listen to the "
+              "resonance.", "blurred pedalling"),
+    "timbre": ("Stop there. The sound is flat; look for more colour and depth in the tone, not only "
+               "volume.", "limited tone colour"),
+    "dynamics": ("Hold on. Everything sits at one level; shape the dynamics and give the climax somewhere to "
+                 "grow from.", "narrow dynamic range"),
+    "tempo_space": ("Stop. The tempo and the balance between the hands do not give the music space; let the "
+                    "melody lead and take time at the cadence.", "tempo, balance and space"),
+    "emotion": ("Wait a moment. I do not hear the character of this passage yet; what mood do you want to "
+                "convey?", "character and mood"),
+    "interpretation": ("Let us stop. It is correct, but what is your idea of this passage? Make an "
+                       "interpretive decision and commit to it.", "lack of interpretive conviction"),
+}
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A simulated teacher. ``weights`` (8,) over :data:`CATEGORY_NAMES`, summing to 1.
+    ``stop_probability`` set = random (negative-control) teacher: weights/threshold are unused."""
+
+    name: str
+    weights: tuple[float, ...]
+    threshold: float = 0.0
+    noise_sd: float = 0.0
+    stop_probability: float | None = None
+
+
+def parse_teachers(cfg: dict) -> list[Teacher]:
+    """params ``teachers`` mapping -> Teachers (params order); bad entries raise ValueError naming them."""
+    if not isinstance(cfg, dict) or not cfg:
+        raise ValueError("params masterclass_simulate.teachers: need a non-empty mapping name -> settings")
+    out = []
+    for name, t in cfg.items():
+        where = f"params masterclass_simulate.teachers.{name}"
+        if not TEACHER_NAME.fullmatch(str(name)):
+            raise ValueError(f"{where}: name must match {TEACHER_NAME.pattern}")
+        if not isinstance(t, dict):
+            raise ValueError(f"{where}: expected a mapping")
+        if "stop_probability" in t:
+            p = float(t["stop_probability"])
+            if not 0 <= p <= 1 or set(t) - {"stop_probability"}:
+                raise ValueError(f"{where}: a random teacher has only stop_probability in [0, 1], got {t}")
+            out.append(Teacher(str(name), tuple(np.full(len(CATEGORY_NAMES), 1 / len(CATEGORY_NAMES))),
+                               stop_probability=p))
+            continue
+        unknown = set(t) - {"weights", "threshold", "noise_sd"}
+        if unknown or "weights" not in t or "threshold" not in t:
+            raise ValueError(f"{where}: need weights and threshold (noise_sd optional), got keys {sorted(t)}")
+        bad = sorted(set(t["weights"]) - set(CATEGORY_NAMES))
+        if bad:
+            raise ValueError(f"{where}.weights: unknown categories {bad} (have {list(CATEGORY_NAMES)})")
+        w = np.array([float(t["weights"].get(c, 0.0)) for c in CATEGORY_NAMES])
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"{where}.weights: need non-negative weights with a positive sum, got {t['weights']}")
+        sd = float(t.get("noise_sd", 0.0))
+        if sd < 0:
+            raise ValueError(f"{where}.noise_sd: must be >= 0, got {sd}")
+        out.append(Teacher(str(name), tuple(w / w.sum()), float(t["threshold"]), sd))
+    return out
+
+
+def category_z_scores(labels: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Within-piece z-scores of the category-mean crowd ratings.
+
+    Parameters
+    ----------
+    labels : labels table (columns key, piece, is_score, labeled, mean_<dim>...).
+
+    Returns
+    -------
+    z : DataFrame indexed by key (labeled non-score rows), one column per category (8).
+    report : counts; a piece whose category has zero spread gets z = 0 there (counted).
+    """
+    lab = labels[labels["labeled"].astype(bool) & ~labels["is_score"].astype(bool)]
+    cat = pd.DataFrame({c: lab[[f"mean_{d}" for d in dims]].mean(axis=1).to_numpy()
+                        for c, dims in CATEGORIES.items()}, index=lab["key"].to_numpy())
+    g = cat.groupby(lab["piece"].to_numpy())
+    sd = g.transform(lambda s: s.std(ddof=0))
+    z = (cat - g.transform("mean")) / sd.where(sd > 0)
+    zero = int(z.isna().to_numpy().sum())
+    return z.fillna(0.0), {"n_rated_performances": len(lab), "n_pieces": int(lab["piece"].nunique()),
+                           "zero_spread_cells": zero}
+
+
+def decide(teacher: Teacher, z: np.ndarray, rng: np.random.Generator) -> dict:
+    """One teacher's decision after each of n segments.
+
+    Parameters
+    ----------
+    z : (n, 8) category z-scores. rng : the session's generator (always advanced by n draws).
+
+    Returns
+    -------
+    dict of (n,) arrays: ``stop`` bool, ``score`` (w·z), ``noise``, ``dimension`` (category index of
+    the most negative w_c z_c; the lowest z_c for the random teacher), ``secondary`` (list of lists).
+    """
+    z = np.asarray(z, dtype=float)
+    w = np.asarray(teacher.weights)
+    contrib = z * w
+    score = contrib.sum(axis=1)
+    draws = rng.standard_normal(len(z)) if teacher.stop_probability is None else rng.random(len(z))
+    if teacher.stop_probability is None:
+        noise = teacher.noise_sd * draws
+        stop = score + noise < teacher.threshold
+    else:
+        noise = np.zeros(len(z))
+        stop = draws < teacher.stop_probability
+    order = np.argsort(contrib, axis=1, kind="stable")
+    secondary = [[CATEGORY_NAMES[j] for j in row[1:3] if c[j] < 0] for row, c in zip(order, contrib)]
+    return {"stop": stop, "score": score, "noise": noise, "dimension": order[:, 0], "secondary": secondary}
+
+
+def eligible_sessions(labels: pd.DataFrame, durations: dict[str, float], min_segments: int, max_segments: int,
+                      max_play_seconds: float) -> tuple[list[dict], dict]:
+    """(work, player) groups of non-score performances usable as sessions.
+
+    A session keeps the first segments of the group, in order, while there are at most
+    ``max_segments`` of them lasting at most ``max_play_seconds`` together (bounds the audio size).
+    A group is excluded (and counted) when any of its performances is unlabeled or missing from the
+    audio store (``durations``: key -> seconds), or when fewer than ``min_segments`` segments fit.
+    """
+    perf = labels[~labels["is_score"].astype(bool)].sort_values(["work", "player", "segment"])
+    groups, rep = [], {"groups": 0, "excluded_unlabeled": 0, "excluded_missing_audio": 0,
+                       "excluded_too_few_segments": 0}
+    for (work, player), g in perf.groupby(["work", "player"], sort=True):
+        rep["groups"] += 1
+        if not g["labeled"].astype(bool).all():
+            rep["excluded_unlabeled"] += 1
+            continue
+        if not set(g["key"]) <= set(durations):
+            rep["excluded_missing_audio"] += 1
+            continue
+        cum = np.cumsum([durations[k] for k in g["key"]])
+        n = min(max_segments, int(np.searchsorted(cum, max_play_seconds, side="right")))
+        if n < min_segments:
+            rep["excluded_too_few_segments"] += 1
+            continue
+        g = g.iloc[:n]
+        groups.append({"work": str(work), "player": str(player), "pianist_id": int(g["pianist_id"].iloc[0]),
+                       "keys": g["key"].tolist(), "segment": g["segment"].astype(int).tolist(),
+                       "bars": int(g["bars"].iloc[0])})
+    rep["eligible"] = len(groups)
+    return groups, rep
+
+
+def select_sessions(groups: list[dict], n: int, seed: int) -> list[dict]:
+    """Seeded choice of ``n`` groups, preferring pianists not chosen yet (fewer repeats of a student)."""
+    if n > len(groups):
+        raise ValueError(f"masterclass_simulate: {n} sessions requested but only {len(groups)} eligible groups")
+    order = np.random.default_rng(seed).permutation(len(groups))
+    chosen, seen = [], set()
+    for i in order:
+        if groups[i]["pianist_id"] not in seen:
+            chosen.append(int(i))
+            seen.add(groups[i]["pianist_id"])
+    chosen += [int(i) for i in order if int(i) not in chosen]
+    return [groups[i] for i in chosen[:n]]
+
+
+def _composer_piece(work: str) -> tuple[str, str]:
+    composer, _, rest = work.partition("_")
+    return composer, re.sub(r"_\d+bars$", "", rest).replace("_", " ")
+
+
+def _severity(z: float) -> str:
+    return "major" if z < -1.0 else "moderate" if z < -0.4 else "minor"
+
+
+class _Timeline:
+    """Session audio assembled in samples, so every time is an exact sample index / rate."""
+
+    def __init__(self, sr: int):
+        self.sr, self.parts, self.n = sr, [], 0
+
+    def add(self, x: np.ndarray) -> tuple[float, float]:
+        start = self.n
+        self.parts.append(np.asarray(x, dtype=np.float32))
+        self.n += len(x)
+        return start / self.sr, self.n / self.sr
+
+    def silence(self, seconds: float) -> None:
+        self.add(np.zeros(int(round(seconds * self.sr)), dtype=np.float32))
+
+
+def _write_flac(path: Path, audio: np.ndarray, sr: int) -> None:
+    peak = float(np.abs(audio).max())
+    if peak > 1.0:
+        raise ValueError(f"{path}: session audio peaks at {peak:.3f} > 1.0 and would clip")
+    # Explicit int16 rounding (as the audio store does): bytes independent of libsndfile's float path.
+    sf.write(path, np.round(audio * 32767.0).astype(np.int16), sr, format="FLAC", subtype="PCM_16")
+
+
+def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher], out_dir: str | Path, *,
+                           seed: int = 0, sessions_per_teacher: int = 2, min_segments: int = 10,
+                           max_segments: int = 16, max_play_seconds: float = 240.0, pause_seconds: float = 0.6,
+                           feedback_seconds: tuple[float, float] = (6.0, 16.0), lead_seconds: float = 1.0,
+                           speech_rms_dbfs: float = -36.0, noise_floor_dbfs: float = -90.0) -> dict:
+    """Write simulated sessions (FLAC), ``all_moments.jsonl`` and ``provenance.json`` to ``out_dir``.
+
+    Parameters
+    ----------
+    labels : labels table. store : :class:`pianoeval.audio_store.AudioStore` with the performances.
+    teachers : from :func:`parse_teachers`; session i goes to teacher ``i % len(teachers)``.
+    out_dir : replaced as a whole (written next to it first, then swapped in).
+    min_segments, max_segments, max_play_seconds : session length rules (:func:`eligible_sessions`).
+    feedback_seconds : (low, high) of the uniform feedback length. lead_seconds : room tone before
+        the first and after the last note. noise_floor_dbfs : level of the seeded room noise.
+
+    Returns
+    -------
+    report : sessions, moments per teacher, stop rates, seconds of audio, exclusions.
+    """
+    lo, hi = map(float, feedback_seconds)
+    if not 0 < lo <= hi:
+        raise ValueError(f"feedback_seconds must satisfy 0 < low <= high, got {feedback_seconds}")
+    z_all, z_rep = category_z_scores(labels)
+    durations = {k: store.duration(k) for k in store.keys}
+    groups, g_rep = eligible_sessions(labels, durations, min_segments, max_segments, max_play_seconds)
+    sessions = select_sessions(groups, sessions_per_teacher * len(teachers), seed)
+    sr = int(store.sample_rate)
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    moments, provenance = [], {}
+    per_teacher = {t.name: {"sessions": 0, "segments_played": 0, "moments": 0} for t in teachers}
+    total_seconds = 0.0
+    for i, s in enumerate(sessions):
+        teacher = teachers[i % len(teachers)]
+        vid = f"sim{i:02d}_{teacher.name}"
+        rng = np.random.default_rng([seed, zlib.crc32(vid.encode())])
+        dec = decide(teacher, z_all.loc[s["keys"]].to_numpy(), rng)
+        tl = _Timeline(sr)
+        tl.silence(lead_seconds)
+        entries, stops = [], []
+        for k, key in enumerate(s["keys"]):
+            audio = store.read(key)
+            start, end = tl.add(audio)
+            entries.append({"key": key, "pianist_id": s["pianist_id"], "role": "play", "start": start, "end": end,
+                            "score": float(dec["score"][k]), "noise": float(dec["noise"][k]),
+                            "stop": bool(dec["stop"][k])})
+            if not dec["stop"][k]:
+                continue
+            tl.silence(pause_seconds)
+            fb_len = float(rng.uniform(lo, hi))
+            fb_start, fb_end = tl.add(synth_speech(fb_len, sr, [seed, zlib.crc32(f"{vid}:{k}".encode())],
+                                                   speech_rms_dbfs))
+            tl.silence(pause_seconds)
+            r_start, r_end = tl.add(audio)
+            entries.append({"key": key, "pianist_id": s["pianist_id"], "role": "replay", "start": r_start,
+                            "end": r_end, "score": None, "noise": None, "stop": False})
+            stops.append((k, start, end, fb_start, fb_end, bool(rng.random() < 0.25)))
+        tl.silence(lead_seconds)
+        audio = np.concatenate(tl.parts)
+        audio += (10 ** (noise_floor_dbfs / 20) * rng.standard_normal(audio.size)).astype(np.float32)
+        _write_flac(tmp / f"{vid}.flac", audio, sr)
+        total_seconds += audio.size / sr
+
+        composer, piece = _composer_piece(s["work"])
+        for j, (k, start, end, fb_start, fb_end, demo) in enumerate(stops, start=1):
+            cat = CATEGORY_NAMES[dec["dimension"][k]]
+            zc = float(z_all.loc[s["keys"][k], cat])
+            moments.append(Moment(
+                moment_id=f"{vid}-m{j:02d}", video_id=vid,
+                video_title=f"Simulated masterclass {i:02d}: {teacher.name} with pianist {s['player']} "
+                            f"({composer} {piece})",
+                teacher=teacher.name, stop_timestamp=end, feedback_start=fb_start, feedback_end=fb_end,
+                playing_before_start=start, playing_before_end=end,
+                transcript_text=FEEDBACK[cat][0],
+                feedback_summary=f"{FEEDBACK[cat][1]} (crowd z-score {zc:+.2f} within the piece)",
+                musical_dimension=cat, secondary_dimensions=dec["secondary"][k], severity=_severity(zc),
+                feedback_type="correction", piece=piece, composer=composer,
+                passage_description=f"segment {s['segment'][k]} ({s['bars']} bars)", student_level="advanced",
+                stop_order=j, total_stops=len(stops), time_spent_seconds=fb_end - fb_start, confidence=1.0,
+                demonstrated=demo, extracted_at=EXTRACTED_AT, extraction_model="simulated",
+            ))
+        provenance[vid] = {"teacher": teacher.name, "pianist_id": s["pianist_id"], "player": s["player"],
+                           "work": s["work"], "audio": f"{vid}.flac", "duration": audio.size / sr,
+                           "performances": entries}
+        pt = per_teacher[teacher.name]
+        pt["sessions"] += 1
+        pt["segments_played"] += len(s["keys"])
+        pt["moments"] += len(stops)
+
+    moments.sort(key=lambda m: (m.video_id, m.stop_timestamp))
+    write_moments(tmp / MOMENTS_FILE, moments)
+    write_json(tmp / PROVENANCE_FILE, {"source": "masterclass_simulate", "sample_rate": sr, "videos": provenance})
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    for pt in per_teacher.values():
+        pt["stop_rate"] = pt["moments"] / pt["segments_played"]
+    n_without = sum(1 for v in provenance if not any(e["stop"] for e in provenance[v]["performances"]))
+    return {"n_sessions": len(sessions), "n_moments": len(moments), "n_teachers": len(teachers),
+            "sessions_without_stops": n_without, "n_pianists": len({s["pianist_id"] for s in sessions}),
+            "audio_seconds": total_seconds, "sample_rate": sr, "teachers": per_teacher,
+            "session_groups": g_rep, "z_scores": z_rep}
