@@ -76,3 +76,25 @@ def test_audio_store_roundtrip_and_clipping_guard(tmp_path):
         assert st.duration("k1") == pytest.approx(1037 / SR)
         with pytest.raises(KeyError, match="no segment 'zz'"):
             st.read("zz")
+
+
+def test_render_store_policy_and_global_level(tmp_path, cfg):
+    from pianoeval.render import render_store
+
+    write_midi(tmp_path / "soft.mid", [(0.0, 0.5, 60, 30)])
+    write_midi(tmp_path / "loud.mid", [(0.0, 0.5, 60, 110)])
+    (tmp_path / "bad.mid").write_bytes(b"MThd garbage")
+    items = [("soft", str(tmp_path / "soft.mid")), ("bad", str(tmp_path / "bad.mid")),
+             ("loud", str(tmp_path / "loud.mid"))]
+    with pytest.raises(MidiError, match=r"1 bad MIDI file\(s\).*bad.mid"):
+        render_store(items, cfg, tmp_path / "fail", workers=1, progress=False)
+    report = render_store(items, cfg, tmp_path / "store", peak_target=0.5, on_bad_midi="skip", workers=1,
+                          progress=False)
+    assert report["rendered"] == 2 and report["excluded_bad_midi"] == 1 and report["excluded_keys"] == ["bad"]
+    with AudioStore(tmp_path / "store") as st:
+        assert st.keys == ["soft", "loud"] and st.meta["excluded"][0]["key"] == "bad"
+        loud, soft = st.read("loud"), st.read("soft")
+        assert np.abs(loud).max() == pytest.approx(0.5, abs=1e-4)  # loudest file at the target
+        # One global factor: the level ratio between files is what the synth produced.
+        raw_ratio = rms(render_midi(tmp_path / "loud.mid", cfg)) / rms(render_midi(tmp_path / "soft.mid", cfg))
+        assert rms(loud) / rms(soft) == pytest.approx(raw_ratio, rel=1e-3)

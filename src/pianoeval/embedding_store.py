@@ -78,6 +78,9 @@ class EmbeddingStore:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._pos
+
     def index(self, key: str) -> int:
         try:
             return self._pos[key]

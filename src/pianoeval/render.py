@@ -181,3 +181,76 @@ def render_many(items: list[tuple[str, str]], cfg: SynthConfig, workers: int = 0
         if pool is not None:
             pool.close()
             pool.join()
+
+
+def render_store(items: list[tuple[str, str]], cfg: SynthConfig, out_dir: str | Path, *, peak_target: float = 0.9,
+                 on_bad_midi: str = "fail", workers: int = 0, progress: bool = True) -> dict:
+    """Render (key, MIDI path) pairs into one packed audio store at ``out_dir``; returns the report.
+
+    Pass 1 renders into a float32 scratch file on disk (the demo is ~2 GB as float32: too much for RAM
+    next to the workers); pass 2 applies ONE global gain and encodes FLAC. Bad MIDI files fail the
+    run (``on_bad_midi="fail"``, listing every one) or are skipped and listed (``"skip"``).
+    """
+    import shutil
+    import tempfile
+
+    from .audio_store import AudioStoreWriter
+
+    if on_bad_midi not in ("fail", "skip"):
+        raise ValueError(f"params render.on_bad_midi must be 'fail' or 'skip', got {on_bad_midi!r}")
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch_dir = Path(tempfile.mkdtemp(prefix="render-", dir=out.parent))
+    keys, lengths, peaks, rms, errors = [], [], [], [], []
+    try:
+        with open(scratch_dir / "audio.f32", "wb") as scratch:
+            for key, audio, err in render_many(items, cfg, workers=workers, progress=progress):
+                if err is not None:
+                    errors.append({"key": key, "error": err})
+                    continue
+                scratch.write(audio.astype(np.float32).tobytes())
+                keys.append(key)
+                lengths.append(audio.size)
+                peaks.append(float(np.abs(audio).max()))
+                rms.append(float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))))
+        if errors and on_bad_midi == "fail":
+            raise MidiError(f"render: {len(errors)} bad MIDI file(s) (params render.on_bad_midi=fail):\n  "
+                            + "\n  ".join(e["error"] for e in errors[:20]))
+        if not keys:
+            raise MidiError("render: nothing rendered: every MIDI file was bad")
+        # One factor for the whole run puts the loudest file at peak_target: no clipping anywhere,
+        # full use of 16 bits, and every loudness difference between files kept.
+        scale = peak_target / max(peaks)
+        if out.exists():
+            shutil.rmtree(out)
+        writer = AudioStoreWriter(out, cfg.sample_rate)
+        data = np.memmap(scratch_dir / "audio.f32", dtype=np.float32, mode="r")
+        pos = 0
+        for key, n in zip(keys, lengths):
+            writer.append(key, data[pos:pos + n] * np.float32(scale))
+            pos += n
+        del data
+        soundfont = Path(cfg.soundfont)
+        writer.close({"soundfont": soundfont.name, "soundfont_sha256": file_sha256(soundfont),
+                      "synth_gain": cfg.gain, "global_scale": scale, "tail_seconds": cfg.tail_seconds,
+                      "excluded": errors})
+    finally:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+
+    def db(x):
+        return 20 * np.log10(np.maximum(np.asarray(x) * scale, 1e-9))
+
+    seconds = np.asarray(lengths) / cfg.sample_rate
+    return {
+        "rendered": len(keys),
+        "excluded_bad_midi": len(errors),
+        "excluded_keys": [e["key"] for e in errors],
+        "total_hours": float(seconds.sum() / 3600),
+        "segment_seconds": {"min": float(seconds.min()), "median": float(np.median(seconds)),
+                            "max": float(seconds.max())},
+        "global_scale": scale,
+        "peak_dbfs": {"min": float(db(peaks).min()), "max": float(db(peaks).max())},
+        "rms_dbfs": {"min": float(db(rms).min()), "median": float(np.median(db(rms))), "max": float(db(rms).max())},
+        "soundfont": Path(cfg.soundfont).name,
+        "sample_rate": cfg.sample_rate,
+    }

@@ -24,8 +24,14 @@ def main() -> None:
     p = load_params("train_quality")
     torch.set_num_threads(1)  # tiny batches: one thread is faster than two fighting (measured)
     splits = load_splits(p["splits"])
-    table = load_labels(p["labels"]).set_index("key").loc[splits["keys"]]
     store = EmbeddingStore(p["embeddings"])
+    # Segments the render stage skipped (on_bad_midi=skip) have no embedding: counted, not hidden.
+    missing = [k for k in splits["keys"] if k not in store]
+    if missing:
+        keep = np.array([k in store for k in splits["keys"]])
+        splits = {**splits, "keys": [k for k, m in zip(splits["keys"], keep) if m],
+                  "folds": {s: [f for f, m in zip(v, keep) if m] for s, v in splits["folds"].items()}}
+    table = load_labels(p["labels"]).set_index("key").loc[splits["keys"]]
     X = store.pooled(splits["keys"]).astype(np.float64)
     Y = table[list(MEAN_COLUMNS)].to_numpy(np.float64)
     pieces = table["piece"].to_numpy()
@@ -34,7 +40,8 @@ def main() -> None:
                     "segment": np.arange(len(Y))}
     seeds = [p["seed"] + i for i in range(p["n_seeds"])]
 
-    metrics: dict = {"n": len(Y), "default_split": p["default_split"], "extractor": store.extractor}
+    metrics: dict = {"n": len(Y), "excluded_no_embedding": len(missing), "default_split": p["default_split"],
+                     "extractor": store.extractor}
     oof_frames, plot_rows = [], []
     ckpt_dir = Path(p["checkpoints"])
     for split in SPLITS:
