@@ -19,24 +19,33 @@ def save(fig, path: str) -> None:
 
 
 def bar_chart_per_dimension(df: pd.DataFrame, path: str, *, title: str, value: str, group: str,
-                            reference: dict[str, float] | None = None) -> None:
-    """Grouped horizontal bars: one row per dimension (df order), one bar per ``group`` value.
-    ``reference`` draws a marker per dimension (e.g. the noise ceiling)."""
+                            panel: str | None = None, reference: dict[str, float] | None = None,
+                            reference_label: str = "noise ceiling") -> None:
+    """Grouped horizontal bars: one row per dimension (df order), one bar per ``group`` value, one
+    subplot per ``panel`` value. ``reference`` draws a marker per dimension (e.g. the noise ceiling)."""
     dims = list(dict.fromkeys(df["dimension"]))
-    groups = list(dict.fromkeys(df[group]))
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(dims) * max(1, len(groups) / 2) + 1.5))
-    h = 0.8 / len(groups)
+    panels = list(dict.fromkeys(df[panel])) if panel else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 2, 0.3 * len(dims) + 1.5),
+                             sharey=True, squeeze=False)
     y = np.arange(len(dims))
-    for i, g in enumerate(groups):
-        sub = df[df[group] == g].set_index("dimension").reindex(dims)
-        ax.barh(y + i * h - 0.4 + h / 2, sub[value].fillna(0.0), height=h, label=str(g))
-    if reference:
-        ax.scatter([reference.get(d, np.nan) for d in dims], y, marker="|", s=200, color="black", zorder=3,
-                   label="noise ceiling")
-    ax.set_yticks(y, dims)
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel(value)
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    lo = min(0.0, float(np.nanmin(df[value])))
+    for ax, pv in zip(axes[0], panels):
+        sub_df = df if pv is None else df[df[panel] == pv]
+        groups = list(dict.fromkeys(sub_df[group]))
+        h = 0.8 / len(groups)
+        for i, g in enumerate(groups):
+            sub = sub_df[sub_df[group] == g].set_index("dimension").reindex(dims)
+            ax.barh(y + i * h - 0.4 + h / 2, sub[value].fillna(0.0), height=h, label=str(g))
+        if reference:
+            ax.scatter([reference.get(d, np.nan) for d in dims], y, marker="|", s=120, color="black", zorder=3,
+                       label=reference_label)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_xlim(max(lo, -0.5) - 0.02, 1.0)
+        ax.set_xlabel(value)
+        if pv is not None:
+            ax.set_title(str(pv), fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0, 0].set_yticks(y, dims)
+    axes[0, 0].invert_yaxis()
+    fig.suptitle(title)
     save(fig, path)

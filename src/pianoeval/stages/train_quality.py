@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..dimensions import DIMENSIONS, MEAN_COLUMNS
 from ..embedding_store import EmbeddingStore
@@ -21,8 +22,14 @@ from ..regression_metrics import summarize_regression
 
 
 def main() -> None:
-    p = load_params("train_quality")
-    torch.set_num_threads(1)  # tiny batches: one thread is faster than two fighting (measured)
+    # Small matrices and batches: one thread is several times faster than two threads fighting
+    # each other (and any other process) for the 2 cores (measured).
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        run(load_params("train_quality"))
+
+
+def run(p: dict) -> None:
     splits = load_splits(p["splits"])
     store = EmbeddingStore(p["embeddings"])
     # Segments the render stage skipped (on_bad_midi=skip) have no embedding: counted, not hidden.
@@ -53,13 +60,16 @@ def main() -> None:
         ridge_groups = None if split == "segment" else inner_groups[split]
         ridge_oof = cross_validate_ridge(X, Y, folds, ridge_groups, p["ridge"]["alphas"],
                                          p["ridge"]["inner_folds"], p["seed"])
-        for model, oof in (("mlp", mlp_oof), ("ridge", ridge_oof)):
+        # The blend's weight is fixed in params, never tuned on these out-of-fold predictions.
+        w = p["blend_mlp_weight"]
+        blend_oof = w * mlp_oof + (1 - w) * ridge_oof
+        for model, oof in (("mlp", mlp_oof), ("ridge", ridge_oof), ("blend", blend_oof)):
             summary = summarize_regression(Y, oof, DIMENSIONS, fold_ids=folds, groups=pieces)
             metrics.setdefault(model, {})[split] = summary
-            plot_rows += [{"dimension": d, "model": f"{model}/{split}", "r2": summary["r2"][d]} for d in DIMENSIONS]
+            plot_rows += [{"dimension": d, "model": model, "split": split, "r2": summary["r2"][d]} for d in DIMENSIONS]
         metrics["mlp"][split]["best_epoch_mean"] = float(np.mean([e for r in fold_results for e in r.best_epochs]))
         print(f"train_quality[{split}]: MLP R2 {metrics['mlp'][split]['r2_mean']:.3f} ({t_mlp:.0f} s), "
-              f"ridge R2 {metrics['ridge'][split]['r2_mean']:.3f}")
+              f"ridge R2 {metrics['ridge'][split]['r2_mean']:.3f}, blend R2 {metrics['blend'][split]['r2_mean']:.3f}")
         oof_frames.append(pd.DataFrame({"key": splits["keys"], "split": split, "fold": folds,
                                         **{f"pred_{d}": mlp_oof[:, j] for j, d in enumerate(DIMENSIONS)}}))
         if split == p["default_split"]:
@@ -83,7 +93,7 @@ def main() -> None:
     plot_df.to_csv("plots/quality_r2_per_dim.csv", index=False, float_format="%.4f")
     bar_chart_per_dimension(plot_df, "plots/quality_r2_per_dim.png",
                             title=f"Out-of-fold R² per dimension ({store.extractor} embeddings)",
-                            value="r2", group="model")
+                            value="r2", group="model", panel="split")
 
 
 if __name__ == "__main__":
