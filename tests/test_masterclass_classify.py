@@ -156,3 +156,22 @@ def test_input_validation():
         loo_video_cv(X, y[:-1], videos)
     with pytest.raises(ValueError, match="min_calibration_class"):
         loo_video_cv(X, y, videos, calibrated=True, min_calibration_class=2)
+
+
+def test_logistic_newton_matches_sklearn_and_row_space_is_exact():
+    from sklearn.linear_model import LogisticRegression
+
+    from pianoeval.masterclass.classify import _row_space, logistic_newton
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(40, 120))  # more features than rows, as with pooled embeddings
+    Y = rng.integers(0, 2, size=(40, 3))
+    Y[:, 2] = (X[:, 0] > 0).astype(int)  # a separable column: the penalty keeps it finite
+    Xte = rng.normal(size=(9, 120))
+    Z, Zte = _row_space(X, Xte)
+    assert Z.shape == (40, 40)
+    W, b = logistic_newton(Z, Y.astype(float), C=0.7)
+    for k in range(3):
+        ref = LogisticRegression(C=0.7, tol=1e-10, max_iter=10000).fit(X, Y[:, k])
+        assert np.allclose(Zte @ W[:, k] + b[k], ref.decision_function(Xte), atol=1e-5)
+        assert np.allclose(Z @ W[:, k] + b[k], ref.decision_function(X), atol=1e-5)

@@ -285,3 +285,23 @@ def test_duration_matched_hand_example():
         assert [a for a, _ in pieces] == [3] + [b for _, b in pieces[:-1]]
     with pytest.raises(ValueError, match="no STOP"):
         duration_matched([s for s in segs if s.label == CONTINUE])
+
+
+def test_duration_matched_by_video_uses_own_stop_durations():
+    # video S has 3 s STOPs, video L 20 s STOPs, both with long CONTINUE gaps; video Z keeps no STOP
+    ms = [mk(f"s{k}", "S", 100 * k, 100 * k + 3, fe=100 * k + 5) for k in range(4)]
+    ms += [mk(f"l{k}", "L", 100 * k, 100 * k + 20, fe=100 * k + 22) for k in range(4)]
+    ms += [mk(f"z{k}", "Z", 100 * k, 100 * k + 0.5, fe=100 * k + 2) for k in range(3)]  # STOPs too short
+    segs, _ = build_segments(ms, {"S": 500.0, "L": 500.0, "Z": 500.0})
+    out, rep = duration_matched(segs, seed=0, by_video=True)
+    pieces = [s for s in out if s.label == CONTINUE]
+    assert {round(p.duration, 6) for p in pieces if p.video_id == "S"} == {3.0}
+    assert {round(p.duration, 6) for p in pieces if p.video_id == "L"} == {20.0}
+    assert {round(p.duration, 6) for p in pieces if p.video_id == "Z"} <= {3.0, 20.0}  # pooled fallback
+    assert rep["by_video"] and rep["n_windows_pooled_fallback"] == 2
+    pooled, prep = duration_matched(segs, seed=0)
+    assert {round(p.duration, 6) for p in pooled if p.label == CONTINUE and p.video_id == "S"} == {3.0, 20.0}
+    assert not prep["by_video"] and prep["n_windows_pooled_fallback"] == 0
+    assert duration_matched(segs, seed=0, by_video=True) == (out, rep)
+    with pytest.raises(ValueError, match="match_bins"):
+        duration_matched(segs, by_video=True, match_bins=3)

@@ -8,6 +8,7 @@ STOP rates, which a classifier could learn from video identity, are kept under t
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 from scipy.stats import rankdata
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
@@ -214,19 +215,138 @@ def bootstrap_auc_ci(
     return float(lo), float(hi)
 
 
-def permutation_pvalue_auc(
-    X, y, videos, C: float = 1.0, n_perm: int = 200, seed: int = 0, observed_auc: float | None = None,
-    max_iter: int = MAX_ITER,
-) -> tuple[float, np.ndarray]:
-    """Permutation test of the leave-one-video-out AUC (uncalibrated model), labels permuted within video.
+def _row_space(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of train/test rows in the row space of the training matrix: (n, F) -> (n, r), r <= n_train.
 
-    The whole CV is refitted for every permutation. Fold splits and the per-fold standardisation depend
-    only on X, so they are computed once; within-video permutation keeps every fold's class counts, so
-    the same folds are skipped as in :func:`loo_video_cv`.
+    An L2-penalised logistic regression has its optimal weights in the row space of its training
+    matrix (a component orthogonal to every training row changes no training logit and only adds
+    penalty), so fitting on these r coordinates gives the same model and the same test predictions.
+    With F = 512 embedding dimensions and ~150 training rows each refit becomes a small Newton problem.
+    """
+    with threadpool_limits(**_ONE_BLAS_THREAD):  # threaded LAPACK is ~7x slower on such small matrices
+        _, s, vt = np.linalg.svd(xtr, full_matrices=False)
+    keep = s > (s[0] if s.size else 0.0) * 1e-10
+    if not keep.any():  # constant features: nothing to learn but the intercept
+        return np.zeros((len(xtr), 1)), np.zeros((len(xte), 1))
+    v = vt[keep].T
+    return xtr @ v, xte @ v
+
+
+def logistic_newton(A: np.ndarray, Y: np.ndarray, C: float = 1.0, max_iter: int = 100, tol: float = 1e-6
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Many L2 logistic regressions sharing one design, solved together by damped Newton steps.
+
+    Minimises, for every column p of ``Y``, scikit-learn's objective divided by C:
+    ``sum_i [log(1 + exp(eta_i)) - y_ip eta_i] + ||w_p||^2 / (2C)``, ``eta = A w_p + b_p`` (intercept
+    not penalised), so the optimum equals ``LogisticRegression(C=C)``'s.
+
+    Parameters
+    ----------
+    A : (n, r) features. Y : (n, P) 0/1 labels, one problem per column.
+
+    Returns
+    -------
+    W : (r, P) weights. b : (P,) intercepts.
+    """
+    n, r = A.shape
+    X1 = np.hstack([A, np.ones((n, 1))])
+    X1f = X1.astype(np.float32)
+    reg = np.r_[np.full(r, 1.0 / C), 0.0][:, None]
+    diag = np.arange(r)  # the intercept (index r) gets no ridge term
+
+    def objective(B):
+        eta = X1 @ B
+        return (np.logaddexp(0.0, eta) - Y * eta).sum(axis=0) + 0.5 * (reg * B * B).sum(axis=0)
+
+    B = np.zeros((r + 1, Y.shape[1]))
+    f = objective(B)
+    with threadpool_limits(**_ONE_BLAS_THREAD):
+        for _ in range(max_iter):
+            P = expit(X1 @ B)
+            G = X1.T @ (P - Y) + reg * B  # (r+1, P)
+            if np.abs(G).max() < tol:
+                break
+            # float32 Hessian: half the time; an inexact Newton direction still converges (gradient is float64)
+            H = (X1f.T[None] * (P * (1 - P)).T[:, None, :].astype(np.float32)) @ X1f  # (P, r+1, r+1)
+            H[:, diag, diag] += 1.0 / C
+            H[:, r, r] += 1e-6  # keeps a one-class column's Hessian invertible
+            step = np.linalg.solve(H, G.T[..., None].astype(np.float32))[..., 0].T.astype(float)
+            t = np.ones(B.shape[1])
+            for _ in range(40):  # halve the step of every problem whose objective went up
+                Bn = B - step * t
+                fn = objective(Bn)
+                worse = fn > f + 1e-12 * np.abs(f)
+                if not worse.any():
+                    break
+                t = np.where(worse, t / 2, t)
+            if np.abs(Bn - B).max() < tol:
+                B, f = Bn, fn
+                break
+            B, f = Bn, fn
+    return B[:r], B[r]
+
+
+def permutation_null_aucs(X, y, videos, C: float = 1.0, n_perm: int = 200, seed=0, batch: int = 100) -> np.ndarray:
+    """Null distribution of the leave-one-video-out AUC (uncalibrated model), labels permuted within video.
+
+    The whole CV is refitted for every permutation. Fold splits, the per-fold standardisation and the
+    projection onto the training rows' span (:func:`_row_space`, exact for L2 logistic regression) depend
+    only on X, so they are computed once; each fold then fits all permutations together with
+    :func:`logistic_newton` (the same optimum as :func:`loo_video_cv`'s fit). Within-video permutation
+    keeps every fold's class counts, so the same folds are skipped as in :func:`loo_video_cv`.
 
     Parameters
     ----------
     X : (N, F). y : (N,) 0/1. videos : (N,). C : inverse L2 strength. n_perm : permutations.
+    seed : anything ``np.random.default_rng`` takes (chunks of one test use ``[seed, chunk]``).
+    batch : permutations fitted together (memory ~ batch * n_train^2 * 4 bytes per fold).
+
+    Returns
+    -------
+    (n_perm,) AUCs under the null.
+    """
+    X, y, videos = _check_xyv(X, y, videos)
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+    _, code = np.unique(videos, return_inverse=True)
+    by_video = np.argsort(code, kind="stable")
+    rng = np.random.default_rng(seed)
+    perms = np.empty((y.size, n_perm), dtype=y.dtype)
+    for k in range(n_perm):
+        # lexsort groups by video and shuffles inside each group; slots of by_video have the same layout
+        shuffled = np.lexsort((rng.random(y.size), code))
+        perms[by_video, k] = y[shuffled]
+    return np.concatenate([_cv_aucs(X, perms[:, i:i + batch], videos, C) for i in range(0, n_perm, batch)])
+
+
+def _cv_aucs(X: np.ndarray, labels: np.ndarray, videos: np.ndarray, C: float) -> np.ndarray:
+    """labels (N, P) -> (P,) leave-one-video-out AUCs, one per label column."""
+    oof = np.full(labels.shape, np.nan)
+    fitted = False
+    for _, tr, te in _video_folds(videos):
+        if np.bincount(labels[tr, 0], minlength=2).min() == 0:
+            continue  # one-class training set (same for every within-video permutation): skipped
+        sc = StandardScaler().fit(X[tr])
+        xtr, xte = _row_space(sc.transform(X[tr]), sc.transform(X[te]))
+        w, b = logistic_newton(xtr, labels[tr].astype(float), C)
+        oof[te] = expit(xte @ w + b)
+        fitted = True
+    if not fitted:
+        raise ValueError("permutation test: every fold has a one-class training set")
+    ok = ~np.isnan(oof[:, 0])
+    aucs = [_auc(labels[ok, k], oof[ok, k]) for k in range(labels.shape[1])]
+    if any(a is None for a in aucs):
+        raise ValueError("permutation test: predicted samples contain one class only")
+    return np.array(aucs)
+
+
+def permutation_pvalue_auc(
+    X, y, videos, C: float = 1.0, n_perm: int = 200, seed=0, observed_auc: float | None = None,
+) -> tuple[float, np.ndarray]:
+    """Permutation test of the leave-one-video-out AUC: :func:`permutation_null_aucs` plus the p-value.
+
+    Parameters
+    ----------
     observed_auc : pass the AUC of ``loo_video_cv(..., calibrated=False)`` to skip recomputing it.
 
     Returns
@@ -234,40 +354,14 @@ def permutation_pvalue_auc(
     p_value : ``(1 + #{null >= observed}) / (n_perm + 1)``.
     null_aucs : (n_perm,) AUCs under the null.
     """
-    X, y, videos = _check_xyv(X, y, videos)
-    if n_perm < 1:
-        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
-    folds = []
-    for _, tr, te in _video_folds(videos):
-        if np.bincount(y[tr], minlength=2).min() == 0:
-            continue  # one-class training set; within-video permutation cannot change that
-        sc = StandardScaler().fit(X[tr])
-        folds.append((tr, te, sc.transform(X[tr]), sc.transform(X[te])))
-    if not folds:
-        raise ValueError("permutation_pvalue_auc: every fold has a one-class training set")
-    covered = np.concatenate([te for _, te, _, _ in folds])
+    null = permutation_null_aucs(X, y, videos, C=C, n_perm=n_perm, seed=seed)
+    if observed_auc is None:
+        X, y, videos = _check_xyv(X, y, videos)
+        observed_auc = _cv_aucs(X, y[:, None], videos, C)[0]
+    return permutation_pvalue(null, observed_auc), null
 
-    def cv_auc(labels: np.ndarray) -> float:
-        oof = np.empty(labels.shape)
-        with threadpool_limits(**_ONE_BLAS_THREAD):
-            for tr, te, xtr, xte in folds:
-                lr = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(xtr, labels[tr])
-                oof[te] = lr.predict_proba(xte)[:, 1]
-        auc = _auc(labels[covered], oof[covered])
-        if auc is None:
-            raise ValueError("permutation_pvalue_auc: predicted samples contain one class only")
-        return auc
 
-    observed = cv_auc(y) if observed_auc is None else float(observed_auc)
-    _, code = np.unique(videos, return_inverse=True)
-    by_video = np.argsort(code, kind="stable")
-    rng = np.random.default_rng(seed)
-    null = np.empty(n_perm)
-    for k in range(n_perm):
-        # lexsort groups by video and shuffles inside each group; slots of by_video have the same layout
-        shuffled = np.lexsort((rng.random(y.size), code))
-        yp = np.empty_like(y)
-        yp[by_video] = y[shuffled]
-        null[k] = cv_auc(yp)
-    p_value = (1 + int((null >= observed - 1e-12).sum())) / (n_perm + 1)
-    return p_value, null
+def permutation_pvalue(null: np.ndarray, observed: float) -> float:
+    """``(1 + #{null >= observed}) / (len(null) + 1)`` (ties count against the model)."""
+    null = np.asarray(null, dtype=float)
+    return (1 + int((null >= float(observed) - 1e-12).sum())) / (null.size + 1)

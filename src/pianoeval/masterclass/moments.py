@@ -27,6 +27,10 @@ VIDEO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 TIME_TOL = 1e-6
 MAX_REPORTED_ERRORS = 20
 AUDIO_SUFFIXES = (".wav", ".flac")
+# Layout of a recordings folder: this file, one <video_id>.wav/.flac per video, and (simulated
+# sessions only) the provenance file that says which PercePiano performance lies where.
+MOMENTS_FILE = "all_moments.jsonl"
+PROVENANCE_FILE = "provenance.json"
 
 
 class MomentsError(ValueError):

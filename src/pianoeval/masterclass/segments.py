@@ -236,7 +236,7 @@ def build_segments(
 
 
 def duration_matched(
-    segments: Sequence[Segment], seed: int = 0, match_bins: int | None = None
+    segments: Sequence[Segment], seed: int = 0, match_bins: int | None = None, by_video: bool = False
 ) -> tuple[list[Segment], dict]:
     """Cut every CONTINUE window into consecutive pieces whose durations are STOP durations.
 
@@ -247,6 +247,11 @@ def duration_matched(
     that fit), because redrawing would fill every window tail with short pieces and bias CONTINUE
     towards short durations; still, windows shorter than the long STOP durations can only host short
     pieces, so the report gives both duration summaries and their Kolmogorov-Smirnov distance.
+
+    ``by_video=True`` draws a window's durations from the STOP durations of its own video (a video
+    without kept STOP falls back to the pooled durations, counted): when pieces or tempi differ between
+    videos, pooled durations would leave duration informative within a video (short-segment pieces
+    dominate the pool and long-segment videos get short CONTINUE pieces).
 
     ``match_bins=k`` additionally subsamples the pieces so that their proportions over the k STOP
     duration quantile bins equal the STOP proportions (as many pieces as possible kept; drops counted).
@@ -269,13 +274,21 @@ def duration_matched(
     pool = np.array([s.duration for s in stops])
     if not pool.min() > 0:
         raise ValueError(f"duration_matched: STOP durations must be > 0, shortest is {pool.min()}")
+    if by_video and match_bins:
+        raise ValueError("duration_matched: match_bins works on the pooled STOP durations; use it without by_video")
+    video_pool: dict[str, np.ndarray] = defaultdict(lambda: pool)
+    if by_video:
+        for v in {s.video_id for s in stops}:
+            video_pool[v] = np.array([s.duration for s in stops if s.video_id == v])
+    n_fallback = sum(1 for c in conts if by_video and c.video_id not in video_pool)
     pieces: list[Segment] = []
     drawn: list[float] = []  # the STOP duration each piece copies (piece.duration may differ by float noise)
     n_left, left_seconds, n_unused = 0, 0.0, 0
     for c in conts:
         rng = np.random.default_rng([seed, zlib.crc32(c.segment_id.encode())])
         t, n_before = c.start, len(pieces)
-        while (d := float(pool[rng.integers(pool.size)])) <= c.end - t + _EPS:
+        own = video_pool[c.video_id]
+        while (d := float(own[rng.integers(own.size)])) <= c.end - t + _EPS:
             end = min(t + d, c.end)  # absorb float overshoot of <= _EPS
             pieces.append(replace(c, segment_id=make_segment_id(c.video_id, CONTINUE, t, end),
                                   start=t, end=end, duration=end - t))
@@ -292,6 +305,8 @@ def duration_matched(
     _check_unique(out)
     cd = np.array([p.duration for p in pieces])
     report = {
+        "by_video": bool(by_video),
+        "n_windows_pooled_fallback": n_fallback,
         "n_stop": len(stops),
         "n_continue_windows_in": len(conts),
         "n_continue_pieces": n_pieces,

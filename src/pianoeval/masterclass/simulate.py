@@ -12,9 +12,15 @@ performances:
   piece in labels.csv) and ``w`` is normalised to sum 1, and stops when
   ``score + N(0, noise_sd) < threshold``. ``musical_dimension`` is the category with the most
   negative ``w_c z_c``. A ``stop_probability`` teacher stops at random (the negative control);
-* a stop inserts a pause, speech-like feedback of seeded length (:mod:`.speech`), another pause,
-  then the student replays the stopped segment (the same rendition: T1 has no improved take) and
-  goes on; replays are never stopped.
+* performances are played continuously: leading silence is trimmed and each performance starts at
+  the previous one's last note-off, under its release tail (the audio store's ``tail_seconds``);
+* a stop interrupts the student shortly after the judged performance (who has gone on into the
+  next one), then come a pause, speech-like feedback of seeded length (:mod:`.speech`) and another
+  pause; the student replays the stopped performance (the same rendition: T1 has no improved take)
+  and goes on; replays are never stopped. The moment's playing window runs from the judged
+  performance's onset (annotation jitter added) to the stop; its feedback ends shortly after the
+  replay has started. Neither silences nor performance boundaries therefore mark a window's label
+  (see the Notes of :func:`simulate_masterclasses`); the random teacher checks that they do not.
 
 Outputs (folder): ``<video_id>.flac`` (mono 16-bit), ``all_moments.jsonl`` in the schema of
 :mod:`.moments` and ``provenance.json`` (which T1 performance, of which pianist, lies where in each
@@ -35,13 +41,11 @@ import soundfile as sf
 
 from pianoeval.dimensions import CATEGORIES
 from pianoeval.io import write_json
-from pianoeval.masterclass.moments import Moment, write_moments
+from pianoeval.masterclass.moments import MOMENTS_FILE, PROVENANCE_FILE, Moment, write_moments
 from pianoeval.masterclass.speech import synth_speech
 
 CATEGORY_NAMES: tuple[str, ...] = tuple(CATEGORIES)
 EXTRACTED_AT = "2025-01-01T00:00:00Z"  # fixed: the output must not depend on when it was made
-MOMENTS_FILE = "all_moments.jsonl"
-PROVENANCE_FILE = "provenance.json"
 TEACHER_NAME = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 
 FEEDBACK = {
@@ -218,19 +222,35 @@ def _severity(z: float) -> str:
 
 
 class _Timeline:
-    """Session audio assembled in samples, so every time is an exact sample index / rate."""
+    """Session audio assembled in samples (every time is an exact sample index / rate). Parts may
+    overlap: a performance starts under the release tail of the one before, as continuous playing does."""
 
     def __init__(self, sr: int):
-        self.sr, self.parts, self.n = sr, [], 0
+        self.sr, self.parts, self.cursor = sr, [], 0
 
-    def add(self, x: np.ndarray) -> tuple[float, float]:
-        start = self.n
-        self.parts.append(np.asarray(x, dtype=np.float32))
-        self.n += len(x)
-        return start / self.sr, self.n / self.sr
+    def add(self, x: np.ndarray, overlap: int = 0) -> tuple[float, float]:
+        start = max(0, self.cursor - overlap)
+        self.parts.append((start, np.asarray(x, dtype=np.float32)))
+        self.cursor = start + len(x)
+        return start / self.sr, self.cursor / self.sr
 
     def silence(self, seconds: float) -> None:
-        self.add(np.zeros(int(round(seconds * self.sr)), dtype=np.float32))
+        self.cursor += int(round(seconds * self.sr))
+
+    def render(self) -> np.ndarray:
+        out = np.zeros(self.cursor, dtype=np.float32)
+        for start, x in self.parts:
+            out[start:start + len(x)] += x
+        return out
+
+
+def trim_onset(audio: np.ndarray, sr: int, threshold: float = 1e-3, preroll: float = 0.005) -> np.ndarray:
+    """Drop the leading silence of a rendered performance (keeps ``preroll`` s before the first sample
+    above ``threshold``): digital silence at a STOP window's start would mark it as a segment boundary."""
+    loud = np.flatnonzero(np.abs(audio) > threshold)
+    if loud.size == 0:
+        return audio
+    return audio[max(0, int(loud[0]) - int(preroll * sr)):]
 
 
 def _write_flac(path: Path, audio: np.ndarray, sr: int) -> None:
@@ -241,10 +261,19 @@ def _write_flac(path: Path, audio: np.ndarray, sr: int) -> None:
     sf.write(path, np.round(audio * 32767.0).astype(np.int16), sr, format="FLAC", subtype="PCM_16")
 
 
+def _fade_out(x: np.ndarray, n: int) -> np.ndarray:
+    x = x.copy()
+    n = min(n, len(x))
+    x[len(x) - n:] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
+    return x
+
+
 def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher], out_dir: str | Path, *,
                            seed: int = 0, sessions_per_teacher: int = 2, min_segments: int = 10,
                            max_segments: int = 16, max_play_seconds: float = 240.0, pause_seconds: float = 0.6,
                            feedback_seconds: tuple[float, float] = (6.0, 16.0), lead_seconds: float = 1.0,
+                           stop_delay_seconds: tuple[float, float] = (0.5, 2.5), window_jitter_seconds: float = 1.5,
+                           feedback_overlap_seconds: tuple[float, float] = (0.0, 1.5),
                            speech_rms_dbfs: float = -36.0, noise_floor_dbfs: float = -90.0) -> dict:
     """Write simulated sessions (FLAC), ``all_moments.jsonl`` and ``provenance.json`` to ``out_dir``.
 
@@ -256,19 +285,38 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
     min_segments, max_segments, max_play_seconds : session length rules (:func:`eligible_sessions`).
     feedback_seconds : (low, high) of the uniform feedback length. lead_seconds : room tone before
         the first and after the last note. noise_floor_dbfs : level of the seeded room noise.
+    stop_delay_seconds : (low, high): the teacher interrupts this long after the judged performance's
+        last note-off, while the student has gone on into the next one.
+    window_jitter_seconds : the moment's ``playing_before_start`` is the judged performance's onset
+        +- this (uniform): annotated windows are imprecise.
+    feedback_overlap_seconds : (low, high): the annotated feedback ends this long after the replay onset.
 
     Returns
     -------
     report : sessions, moments per teacher, stop rates, seconds of audio, exclusions.
+
+    Notes
+    -----
+    Without the interruption delay and the jitters every STOP window would start exactly on a
+    performance onset and end exactly before the next one, every CONTINUE window would start on a
+    replay onset; a classifier reads such edges from pooled log-mel frames (AUC ~0.9 for aligned vs
+    0.3-3 s shifted windows of the same performances), and the random teacher's AUC would not be 0.5.
     """
     lo, hi = map(float, feedback_seconds)
     if not 0 < lo <= hi:
         raise ValueError(f"feedback_seconds must satisfy 0 < low <= high, got {feedback_seconds}")
+    d_lo, d_hi = map(float, stop_delay_seconds)
+    o_lo, o_hi = map(float, feedback_overlap_seconds)
+    if not (0 <= d_lo <= d_hi and 0 <= o_lo <= o_hi and window_jitter_seconds >= 0):
+        raise ValueError(f"need 0 <= low <= high for stop_delay_seconds {stop_delay_seconds} and "
+                         f"feedback_overlap_seconds {feedback_overlap_seconds}, window_jitter_seconds >= 0")
     z_all, z_rep = category_z_scores(labels)
     durations = {k: store.duration(k) for k in store.keys}
     groups, g_rep = eligible_sessions(labels, durations, min_segments, max_segments, max_play_seconds)
     sessions = select_sessions(groups, sessions_per_teacher * len(teachers), seed)
     sr = int(store.sample_rate)
+    tail_n = int(round(float(store.meta.get("tail_seconds", 0.0)) * sr))  # the renderer's release tail
+    react, fade = int(0.3 * sr), int(0.05 * sr)  # the student stops 0.3 s after the stop, over 50 ms
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -282,36 +330,60 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
         vid = f"sim{i:02d}_{teacher.name}"
         rng = np.random.default_rng([seed, zlib.crc32(vid.encode())])
         dec = decide(teacher, z_all.loc[s["keys"]].to_numpy(), rng)
+        perf = [trim_onset(store.read(key), sr) for key in s["keys"]]
         tl = _Timeline(sr)
         tl.silence(lead_seconds)
-        entries, stops = [], []
-        for k, key in enumerate(s["keys"]):
-            audio = store.read(key)
-            start, end = tl.add(audio)
-            entries.append({"key": key, "pianist_id": s["pianist_id"], "role": "play", "start": start, "end": end,
-                            "score": float(dec["score"][k]), "noise": float(dec["noise"][k]),
-                            "stop": bool(dec["stop"][k])})
+        entries, stops, overlap, prev_fb_end = [], [], 0, 0.0
+
+        def entry(k, role, start, end, audio_end, stop=False):
+            e = {"key": s["keys"][k], "pianist_id": s["pianist_id"], "role": role, "start": start, "end": end,
+                 "audio_end": audio_end, "score": None, "noise": None, "stop": stop}
+            if role == "play":
+                e.update(score=float(dec["score"][k]), noise=float(dec["noise"][k]), moment_id=None)
+            entries.append(e)
+
+        for k, audio in enumerate(perf):
+            tail = min(tail_n, len(audio) // 2)
+            # The next performance starts at this one's last note-off, under its release tail.
+            start, audio_end = tl.add(audio, overlap)
+            end = audio_end - tail / sr
+            entry(k, "play", start, end, audio_end, stop=bool(dec["stop"][k]))
+            overlap = tail
             if not dec["stop"][k]:
                 continue
+            stop_t = end + float(rng.uniform(d_lo, d_hi))
+            if k + 1 < len(perf):  # the student has gone on into the next performance: cut it off
+                n = int(round((stop_t - end) * sr)) + react
+                frag = _fade_out(perf[k + 1][:n], fade)
+                f_start, f_end = tl.add(frag, overlap)
+                entry(k + 1, "interrupted", f_start, f_end, f_end)
+            else:  # the last performance: the teacher speaks into its release tail
+                stop_t = min(stop_t, audio_end)
+            tl.cursor = max(tl.cursor, int(round(stop_t * sr)) + react)
             tl.silence(pause_seconds)
-            fb_len = float(rng.uniform(lo, hi))
-            fb_start, fb_end = tl.add(synth_speech(fb_len, sr, [seed, zlib.crc32(f"{vid}:{k}".encode())],
-                                                   speech_rms_dbfs))
+            fb_start, _ = tl.add(synth_speech(float(rng.uniform(lo, hi)), sr,
+                                              [seed, zlib.crc32(f"{vid}:{k}".encode())], speech_rms_dbfs))
             tl.silence(pause_seconds)
-            r_start, r_end = tl.add(audio)
-            entries.append({"key": key, "pianist_id": s["pianist_id"], "role": "replay", "start": r_start,
-                            "end": r_end, "score": None, "noise": None, "stop": False})
-            stops.append((k, start, end, fb_start, fb_end, bool(rng.random() < 0.25)))
+            r_start, r_audio_end = tl.add(audio)
+            entry(k, "replay", r_start, r_audio_end - tail / sr, r_audio_end)
+            # Annotated edges are imprecise (see Notes): no window edge sits on a performance boundary.
+            fb_end = min(r_start + float(rng.uniform(o_lo, o_hi)), r_audio_end)
+            pbs = start + float(rng.uniform(-window_jitter_seconds, window_jitter_seconds))
+            pbs = float(np.clip(pbs, prev_fb_end, stop_t - 1.0))
+            stops.append((k, pbs, stop_t, fb_start, fb_end, bool(rng.random() < 0.25)))
+            prev_fb_end = fb_end
         tl.silence(lead_seconds)
-        audio = np.concatenate(tl.parts)
+        audio = tl.render()
         audio += (10 ** (noise_floor_dbfs / 20) * rng.standard_normal(audio.size)).astype(np.float32)
         _write_flac(tmp / f"{vid}.flac", audio, sr)
         total_seconds += audio.size / sr
 
         composer, piece = _composer_piece(s["work"])
-        for j, (k, start, end, fb_start, fb_end, demo) in enumerate(stops, start=1):
+        for j, (k, start, end, fb_start, fb_end, demo) in enumerate(stops, start=1):  # end = stop time
             cat = CATEGORY_NAMES[dec["dimension"][k]]
             zc = float(z_all.loc[s["keys"][k], cat])
+            next(e for e in entries if e["role"] == "play" and e["key"] == s["keys"][k])["moment_id"] = \
+                f"{vid}-m{j:02d}"
             moments.append(Moment(
                 moment_id=f"{vid}-m{j:02d}", video_id=vid,
                 video_title=f"Simulated masterclass {i:02d}: {teacher.name} with pianist {s['player']} "

@@ -1,0 +1,30 @@
+"""Stage `masterclass_embed`: every distinct segment window -> one embedding store (the `extract` extractor)."""
+
+from __future__ import annotations
+
+import time
+
+from ..extractors import load_model
+from ..io import load_params, write_json
+from ..masterclass.features import embed_segments, read_segment_table
+
+
+def main() -> None:
+    p = load_params("masterclass_embed")
+    ex = load_params("extract")
+    input_dir = load_params("masterclass_segments")["input_dir"]
+    name = ex["extractor"]
+    t0 = time.perf_counter()
+    model = load_model(name, **(ex.get(name) or {}))
+    summary = embed_segments(read_segment_table(p["segments"]), input_dir, p["out"], model, extractor=name,
+                             dtype=ex["dtype"])
+    summary.update(extractor=name, seconds_wall=time.perf_counter() - t0)
+    # bytes and wall time vary between machines: kept out of the committed metrics
+    write_json("metrics/masterclass_embed.json",
+               {k: v for k, v in summary.items() if k not in ("bytes", "seconds_wall")})
+    print(f"masterclass_embed: {summary['segments']} windows ({summary['seconds'] / 60:.0f} min of audio), "
+          f"{summary['frames']} frames x {summary['dim']} with {name} in {summary['seconds_wall']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
