@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pianoeval.audit.cca import cca_analysis, cca_fit, null_canonical_correlations
+from pianoeval.audit.cca import _pca_fit, cca_analysis, cca_fit, null_canonical_correlations
 from pianoeval.io import read_json, write_json
 
 
@@ -62,9 +62,20 @@ def test_random_features_do_not_transfer():
 
 
 def test_null_and_caps():
-    null = null_canonical_correlations(100, 4, 3, n_iter=30, seed=0, max_batch_bytes=8 * 100 * 7 * 4)
+    null = null_canonical_correlations(100, 4, 3, n_iter=30, seed=0,
+                                       max_batch_bytes=8 * 100 * 7 * 4)
     assert null.shape == (30, 3) and np.all((null >= 0) & (null <= 1))
     assert np.allclose(null, null_canonical_correlations(100, 4, 3, n_iter=30, seed=0))
     X, Y, folds, _ = _encoded(n=40, p=8)
     out = cca_analysis(X, Y, folds, n_pca=50)
     assert out["n_pca_used"] == 8
+
+
+def test_pca_gram_paths_match_svd():
+    rng = np.random.default_rng(4)
+    for n, p in ((60, 10), (30, 80)):  # primal and kernel (p > n) paths
+        X = rng.standard_normal((n, p)) @ rng.standard_normal((p, p))
+        Z = (X - X.mean(0)) / X.std(0)
+        ref = Z @ np.linalg.svd(Z, full_matrices=False)[2][:5].T
+        got = _pca_fit(X, 5)(X)
+        assert np.allclose(np.abs(got), np.abs(ref), atol=1e-6)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 
 from pianoeval.audit.factors import (factor_structure, parallel_analysis_thresholds,
@@ -17,6 +19,7 @@ def _two_factor(seed=0, n=400, q=12, noise=0.6):
 def test_parallel_analysis_finds_two_factors():
     Y, F = _two_factor()
     out = factor_structure(Y, n_iter=300, seed=0)
+    json.dumps({k: v for k, v in out.items() if k != "scores"}, allow_nan=False)
     assert out["n_significant"] == 2
     ev, thr = np.array(out["eigenvalues"]), np.array(out["pa_threshold"])
     assert np.isclose(ev.sum(), Y.shape[1]) and np.all(np.diff(ev) <= 1e-12)
@@ -52,14 +55,27 @@ def test_noise_has_no_factors_and_determinism():
 
 
 def test_random_eigenvalues_batched_consistent():
-    ev = random_correlation_eigenvalues(50, 6, n_iter=40, seed=1, max_batch_bytes=8 * 50 * 6 * 7)
+    ev = random_correlation_eigenvalues(50, 6, n_iter=40, seed=1, max_batch_bytes=8 * 50 * 6 * 7,
+                                        method="data")
     assert ev.shape == (40, 6)
     assert np.allclose(ev.sum(1), 6.0)  # trace of a correlation matrix
     assert np.all(np.diff(ev, axis=1) <= 1e-12)
     # batch size does not change the draws
-    assert np.allclose(ev, random_correlation_eigenvalues(50, 6, n_iter=40, seed=1))
+    assert np.allclose(ev, random_correlation_eigenvalues(50, 6, n_iter=40, seed=1, method="data"))
     # one draw checked against a direct computation
     z = np.random.default_rng(1).standard_normal((1, 50, 6))[0]
     assert np.allclose(ev[0], np.linalg.eigvalsh(np.corrcoef(z, rowvar=False))[::-1])
     thr, mean = parallel_analysis_thresholds(50, 6, n_iter=40, seed=1)
     assert np.all(thr >= mean) and mean[0] > 1.0
+
+
+def test_wishart_draws_match_data_draws_in_distribution():
+    wish = random_correlation_eigenvalues(60, 8, n_iter=4000, seed=2)
+    data = random_correlation_eigenvalues(60, 8, n_iter=4000, seed=3, method="data")
+    assert np.allclose(wish.sum(1), 8.0) and np.all(np.diff(wish, axis=1) <= 1e-12)
+    se = np.sqrt(wish.var(0) / 4000 + data.var(0) / 4000)
+    assert np.all(np.abs(wish.mean(0) - data.mean(0)) < 4 * se)  # same mean eigenvalue profile
+    for q in (50, 95):
+        assert np.allclose(np.percentile(wish, q, axis=0), np.percentile(data, q, axis=0), atol=0.03)
+    # too few rows for a non-singular Wishart: falls back to drawing the data
+    assert random_correlation_eigenvalues(5, 8, n_iter=3, seed=0).shape == (3, 8)

@@ -1,8 +1,11 @@
+import json
+
 import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import Ridge
 
+from pianoeval.audit import json_ready
 from pianoeval.audit.probes import (BatchedMLP, attention_probe_cv, factor_probe_cv,
                                     mlp_probe_cv, ridge_probe_cv, ridge_probe_fixed)
 
@@ -23,6 +26,7 @@ def test_ridge_linear_features_recover_labels():
     assert min(cv["r2"].values()) > 0.95 and min(fixed["r2"].values()) > 0.95
     assert cv["oof"].shape == Y.shape and len(cv["fold_r2"]["dim0"]) == 4
     assert cv["headline"]["ridge_cv_n_r2_gt_0"] == 4
+    assert "oof" not in json.loads(json.dumps(json_ready(cv), allow_nan=False))
     assert all(a <= 1.0 for v in cv["alpha"].values() for a in v)  # clean signal: small alpha
 
 
@@ -43,6 +47,12 @@ def test_ridge_closed_form_matches_sklearn():
     mu, sd = X[tr].mean(0), X[tr].std(0)
     ref = Ridge(alpha=3.0).fit((X[tr] - mu) / sd, Y[tr]).predict((X[te] - mu) / sd)
     assert np.allclose(out["oof"][te], ref, atol=1e-8)
+    # p > n uses the kernel (dual) form; same answer
+    Xw = np.hstack([X, rng.standard_normal((len(X), 400))])
+    wide = ridge_probe_fixed(Xw, Y, folds, alpha=3.0)
+    mu, sd = Xw[tr].mean(0), Xw[tr].std(0)
+    ref = Ridge(alpha=3.0).fit((Xw[tr] - mu) / sd, Y[tr]).predict((Xw[te] - mu) / sd)
+    assert np.allclose(wide["oof"][te], ref, atol=1e-8)
     # the inner-CV probe with a single-alpha grid is the same model
     cv = ridge_probe_cv(X, Y, folds, alphas=[3.0])
     assert np.allclose(cv["oof"], out["oof"], atol=1e-8)
@@ -55,6 +65,21 @@ def test_factor_probe():
     assert list(out["r2"]) == ["factor_1", "factor_2"]
     assert out["factor_r2_mean"] > 0.95
     assert out["factor_minus_dim_r2"] == pytest.approx(out["factor_r2_mean"] - 0.5)
+
+
+def test_factor_probe_joint_with_dimensions_equals_separate_fits():
+    X, Y, folds, rng = _linear(seed=4)
+    X = X + rng.standard_normal(X.shape)
+    scores = (Y - Y.mean(0))[:, :2] @ rng.standard_normal((2, 2))
+    joint = factor_probe_cv(X, scores, folds, Y=Y, seed=3)
+    sep_dims = ridge_probe_cv(X, Y, folds, seed=3)
+    sep_fac = factor_probe_cv(X, scores, folds, dim_r2_mean=sep_dims["r2_mean"], seed=3)
+    assert np.allclose(joint["dims"]["oof"], sep_dims["oof"]) and np.allclose(joint["oof"], sep_fac["oof"])
+    assert joint["dims"]["alpha"] == sep_dims["alpha"] and joint["alpha"] == sep_fac["alpha"]
+    for key in ("fold_r2", "r2"):
+        assert {k: pytest.approx(v) for k, v in joint["dims"][key].items()} == sep_dims[key]
+    assert joint["dims"]["headline"] == pytest.approx(sep_dims["headline"])
+    assert joint["factor_minus_dim_r2"] == pytest.approx(sep_fac["factor_minus_dim_r2"])
 
 
 def _max_frame_data(n=240, d=6, seed=0):
@@ -79,6 +104,7 @@ def test_attention_beats_mean_pooling_on_max_frame_target():
     assert mean_pool["r2_mean"] < 0.1
     assert att["r2_mean"] > 0.5
     assert att["oof"].shape == Y.shape and att["pooled_oof"].shape == (240, 6)
+    json.dumps(json_ready(att), allow_nan=False)
     # the learned pooling concentrates on the marked frame
     assert np.mean(att["pooled_oof"][:, 0]) > 2.0
     small = dict(kw, epochs=3)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,7 @@ def test_known_icc_and_reference_and_nan():
     ratings = truth[seg] + rng.standard_normal((len(seg), 2))
     ratings[rng.random(ratings.shape) < 0.1] = np.nan  # missing ratings
     out = rater_reliability(seg, rater, ratings, ["x", "y"], n_splits=30, seed=0)
+    json.dumps({k: v for k, v in out.items() if k != "scores"}, allow_nan=False)
     for j, d in enumerate("xy"):
         r = out["per_dim"][d]
         ref_icc, ref_k = _oneway_reference(seg, ratings[:, j])

@@ -22,6 +22,8 @@ SUBSET = ["Beethoven_WoO80_thema", "Beethoven_WoO80_var3", "Beethoven_WoO80_var4
 OVERRIDES = {
     ("labels", "pieces"): SUBSET,
     ("train_quality", "mlp", "max_epochs"): 30,
+    # Each player has 4 segments of the Beethoven work in this subset.
+    ("masterclass_simulate", "min_segments"): 4,
 }
 
 

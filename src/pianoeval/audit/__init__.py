@@ -18,9 +18,18 @@ Sections
    ``ridge_probe_fixed``, ``attention_probe_cv``, ``mlp_probe_cv``, ``factor_probe_cv``.
 6. ``residuals.residual_structure`` -- structure left in cross-validated residuals.
 7. ``cca.cca_analysis`` -- canonical correlations embedding <-> labels, in-sample and held out.
+8. ``downstream.downstream_stop`` -- STOP prediction from reduced dimension sets (masterclass).
+9. ``competition.competition_section`` -- Spearman rho of predicted quality vs placement.
 
-The private helpers below are shared by the section modules (this file imports none of them,
-so there is no import cycle).
+``report`` renders the stage's report (Markdown, figures, plot CSVs); the stage itself is
+``pianoeval.stages.audit`` (docs/audit.md).
+
+``json_ready`` drops the ndarray-valued keys of a section result. The private helpers below
+are shared by the section modules (this file imports none of them, so there is no cycle).
+
+Threads: on a machine whose cores are shared with other jobs, multi-threaded BLAS/torch on
+these small matrices can be ~10x slower than one thread; run the stage with
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` (and ``num_threads=1`` for the torch probes).
 """
 
 from __future__ import annotations
@@ -30,6 +39,11 @@ from typing import Sequence
 import numpy as np
 
 from pianoeval.dimensions import DIMENSIONS
+
+
+def json_ready(result: dict) -> dict:
+    """Shallow copy of a section result without its ndarray values (oof, scores, pooled_oof)."""
+    return {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
 
 
 def _as_2d(name: str, a, *, n_rows: int | None = None, allow_nan: bool = False) -> np.ndarray:

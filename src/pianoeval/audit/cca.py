@@ -38,11 +38,20 @@ def cca_fit(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _pca_fit(X: np.ndarray, n_comp: int):
-    """z-score + PCA fit on X; returns a transform for new rows."""
+    """z-score + PCA fit on X (n, p); returns a transform for new rows.
+
+    The leading directions come from the eigendecomposition of the smaller Gram matrix
+    (Z^T Z, or Z Z^T when p > n), much cheaper than an SVD of Z for MuQ-sized p.
+    """
     mu, sd = X.mean(0), X.std(0)
     sd = np.where(sd > 0, sd, 1.0)
-    _, _, Vt = np.linalg.svd((X - mu) / sd, full_matrices=False)
-    V = Vt[:n_comp].T
+    Z = (X - mu) / sd
+    if Z.shape[1] <= Z.shape[0]:
+        V = np.linalg.eigh(Z.T @ Z)[1][:, ::-1][:, :n_comp]
+    else:
+        lam, U = np.linalg.eigh(Z @ Z.T)
+        lam, U = lam[::-1][:n_comp], U[:, ::-1][:, :n_comp]
+        V = Z.T @ U / np.sqrt(np.maximum(lam, 1e-300))
     return lambda A: ((A - mu) / sd) @ V
 
 

@@ -10,13 +10,19 @@ from pianoeval.audit import _as_2d, _check_variance, _fl, _leading_count, _names
 
 
 def random_correlation_eigenvalues(
-    n_obs: int, n_vars: int, *, n_iter: int = 1000, seed: int = 0, max_batch_bytes: int = 2**26
+    n_obs: int, n_vars: int, *, n_iter: int = 1000, seed: int = 0, max_batch_bytes: int = 2**26,
+    method: str = "wishart",
 ) -> np.ndarray:
     """Eigenvalues (descending) of correlation matrices of ``n_iter`` random normal matrices.
 
-    Matrices of shape (n_obs, n_vars) are drawn in batches (at most ``max_batch_bytes`` of
-    float64 each); every batch is standardised and its correlation matrices are decomposed
-    with one batched ``np.linalg.eigvalsh`` call.
+    ``method="wishart"`` (default): the correlation matrix of an (n_obs, n_vars) matrix of iid
+    normals depends on it only through the centred scatter matrix S ~ Wishart(n_obs - 1, I), so
+    S is drawn directly by the Bartlett decomposition S = A A^T (A lower triangular,
+    A_ii = sqrt(chi2(n_obs - 1 - i)), A_ij ~ N(0, 1) below the diagonal): n_vars^2 / 2 random
+    numbers per matrix instead of n_obs * n_vars, the same distribution. It needs
+    n_obs - 1 >= n_vars; otherwise (and with ``method="data"``) the matrices themselves are drawn
+    in batches (at most ``max_batch_bytes`` of float64 each) and standardised. Either way the
+    correlation matrices are decomposed with one batched ``np.linalg.eigvalsh`` call per batch.
 
     Returns
     -------
@@ -25,7 +31,18 @@ def random_correlation_eigenvalues(
     if n_obs < 3 or n_vars < 1 or n_iter < 1:
         raise ValueError(f"parallel analysis: need n_obs >= 3, n_vars >= 1, n_iter >= 1; "
                          f"got {n_obs}, {n_vars}, {n_iter}")
+    if method not in ("wishart", "data"):
+        raise ValueError(f"method: expected 'wishart' or 'data', got {method!r}")
     rng = np.random.default_rng(seed)
+    if method == "wishart" and n_obs - 1 >= n_vars:
+        A = np.zeros((n_iter, n_vars, n_vars))
+        il = np.tril_indices(n_vars, k=-1)
+        A[:, il[0], il[1]] = rng.standard_normal((n_iter, il[0].size))
+        d = np.arange(n_vars)
+        A[:, d, d] = np.sqrt(rng.chisquare(n_obs - 1 - d, size=(n_iter, n_vars)))
+        S = np.matmul(A, A.transpose(0, 2, 1))
+        isd = 1.0 / np.sqrt(S[:, d, d])
+        return np.linalg.eigvalsh(S * isd[:, :, None] * isd[:, None, :])[:, ::-1]
     batch = max(1, min(n_iter, max_batch_bytes // (8 * n_obs * n_vars)))
     out = np.empty((n_iter, n_vars))
     for start in range(0, n_iter, batch):
