@@ -37,7 +37,7 @@ from pianoeval.audit.factors import parallel_analysis_thresholds, pca_correlatio
 from pianoeval.audit.probes import (AttentionPoolProbe, _FrameStore, _split_val, _standardise, _yscale,
                                     attention_probe_cv, mlp_probe_cv, ridge_probe_cv)
 from pianoeval.io import load_params, write_json
-from pianoeval.stages.audit import load_t1, run_audit
+from pianoeval.audit.pipeline import load_t1, run_audit
 
 
 # --------------------------------------------------------------------------- references

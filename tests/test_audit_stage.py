@@ -13,7 +13,7 @@ from pianoeval.audit.report import write_outputs
 from pianoeval.dimensions import DIMENSIONS, MEAN_COLUMNS, STD_COLUMNS
 from pianoeval.embedding_store import write_embedding_store
 from pianoeval.io import _clean, write_json
-from pianoeval.stages.audit import load_annotations, run_audit
+from pianoeval.audit.pipeline import load_annotations, run_audit
 
 torch.set_num_threads(1)
 Q = [f"Question_{i}_1" for i in range(19)]

@@ -18,18 +18,15 @@ import numpy as np
 import torch
 
 from pianoeval.audit import _as_2d, _fl, _folds, _names, _r2
+from pianoeval.models.ridge import ridge_gain as _gain
+from pianoeval.models.ridge import ridge_path as _ridge_path
+from pianoeval.models.ridge import ridge_predict_all as _ridge_predict_all
+from pianoeval.models.ridge import standardise as _standardise
 
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 6, 17).tolist())
 
 
 # --------------------------------------------------------------------------- shared helpers
-def _standardise(train: np.ndarray, *others: np.ndarray):
-    """z-score with training statistics; constant training columns get scale 1."""
-    mu, sd = train.mean(0), train.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return ((train - mu) / sd, *[(o - mu) / sd for o in others])
-
-
 def _probe_result(Y, oof, fold_ids, folds, names, extra: dict, label: str) -> dict:
     r2 = _r2(Y, oof)
     fold_r2 = np.array([_r2(Y[fold_ids == f], oof[fold_ids == f]) for f in folds])  # (F, q)
@@ -54,40 +51,6 @@ def _probe_result(Y, oof, fold_ids, folds, names, extra: dict, label: str) -> di
 
 
 # --------------------------------------------------------------------------- ridge
-def _ridge_path(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray):
-    """Spectral pieces of ridge with intercept on z-scored X: pred(alpha) = ym + A diag(g) B.
-
-    g = 1 / (lam + alpha), lam the squared singular values of the z-scored training matrix Z,
-    obtained from one eigendecomposition of the smaller Gram matrix (Z^T Z when p <= n, the
-    kernel form Z Z^T otherwise), several times faster than a full SVD for p ~ n.
-
-    Returns A (n_te, r), lam (r,), B (r, q), ym (q,).
-    """
-    Z, Zte = _standardise(Xtr, Xte)
-    ym = Ytr.mean(0)
-    Yc = Ytr - ym
-    if Z.shape[1] <= Z.shape[0]:
-        lam, V = np.linalg.eigh(Z.T @ Z)
-        A, B = Zte @ V, V.T @ (Z.T @ Yc)
-    else:
-        lam, U = np.linalg.eigh(Z @ Z.T)
-        A, B = (Zte @ Z.T) @ U, U.T @ Yc
-    return A, np.clip(lam, 0.0, None), B, ym
-
-
-def _gain(lam: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """1 / (lam + alpha) for every alpha (rows); 0 on exact null directions when alpha = 0."""
-    d = lam[None, :] + np.asarray(alphas, dtype=np.float64)[:, None]
-    with np.errstate(divide="ignore"):
-        return np.where(d > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0)
-
-
-def _ridge_predict_all(Xtr, Ytr, Xte, alphas: np.ndarray) -> np.ndarray:
-    """Predictions for every alpha and target at once: (n_alphas, n_te, q)."""
-    A, lam, B, ym = _ridge_path(Xtr, Ytr, Xte)
-    return (A[None] * _gain(lam, alphas)[:, None, :]) @ B + ym
-
-
 def _check_xy(X, Y, names):
     Y = _as_2d("Y", Y)
     X = _as_2d("X", X, n_rows=Y.shape[0])

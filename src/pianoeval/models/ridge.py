@@ -12,11 +12,46 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 
-def _standardise(X_fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+def standardise(X_fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """Scale with X_fit's mean/std (zero-variance columns keep scale 1, like StandardScaler)."""
     mu, sd = X_fit.mean(axis=0), X_fit.std(axis=0)
     sd = np.where(sd > 1e-12 * np.maximum(np.abs(mu), 1.0), sd, 1.0)
     return [(a - mu) / sd for a in (X_fit, *others)]
+
+
+def ridge_path(X_tr: np.ndarray, Y_tr: np.ndarray, X_te: np.ndarray):
+    """Spectral pieces of ridge with intercept on z-scored X: ``pred(alpha) = ym + A diag(g) B``.
+
+    ``g = 1 / (lam + alpha)``, lam the squared singular values of the z-scored training matrix Z, from
+    one eigendecomposition of the smaller Gram matrix (Zᵀ Z when p <= n, the kernel form Z Zᵀ
+    otherwise): several times faster than a full SVD for p ~ n, and every alpha and target comes at
+    once. Scaling uses the training rows only.
+
+    Returns A (n_te, r), lam (r,), B (r, K), ym (K,).
+    """
+    Z, Z_te = standardise(X_tr, X_te)
+    ym = Y_tr.mean(0)
+    Yc = Y_tr - ym
+    if Z.shape[1] <= Z.shape[0]:
+        lam, V = np.linalg.eigh(Z.T @ Z)
+        A, B = Z_te @ V, V.T @ (Z.T @ Yc)
+    else:
+        lam, U = np.linalg.eigh(Z @ Z.T)
+        A, B = (Z_te @ Z.T) @ U, U.T @ Yc
+    return A, np.clip(lam, 0.0, None), B, ym
+
+
+def ridge_gain(lam: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """(A, r): 1 / (lam + alpha) for every alpha (rows); 0 on exact null directions when alpha = 0."""
+    d = lam[None, :] + np.asarray(alphas, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore"):
+        return np.where(d > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0)
+
+
+def ridge_predict_all(X_tr, Y_tr, X_te, alphas: np.ndarray) -> np.ndarray:
+    """Ridge predictions for every alpha and target at once: (A, n_te, K)."""
+    A, lam, B, ym = ridge_path(X_tr, Y_tr, X_te)
+    return (A[None] * ridge_gain(lam, alphas)[:, None, :]) @ B + ym
 
 
 def _check_xy(X, Y) -> tuple[np.ndarray, np.ndarray]:
@@ -56,24 +91,14 @@ class RidgeProbe:
     Notes
     -----
     sklearn's RidgeCV supports ``alpha_per_target`` only with leave-one-out/GCV, which would ignore
-    groups. Here every inner fold costs one thin SVD of its training matrix; all alphas and all
-    targets are then evaluated at once in closed form: ``w(a) = V diag(s / (s² + a)) Uᵀ y``.
+    groups. Here every inner fold costs one eigendecomposition of its Gram matrix; all alphas and
+    all targets are then evaluated at once in closed form (:func:`ridge_path`).
     """
 
     def __init__(self, alphas=np.logspace(-3, 4, 15), inner_folds: int = 5, per_target: bool = True,
                  seed: int = 0):
         self.alphas = np.asarray(alphas, dtype=np.float64)
         self.inner_folds, self.per_target, self.seed = inner_folds, per_target, seed
-
-    @staticmethod
-    def _svd_ridge_predict(X_tr, Y_tr, X_te, alphas):
-        """Predictions (A, N_te, K) for every alpha; X_tr must be column-centred."""
-        U, s, Vt = np.linalg.svd(X_tr, full_matrices=False)
-        y_mu = Y_tr.mean(axis=0)
-        uty = U.T @ (Y_tr - y_mu)  # (r, K)
-        xv = X_te @ Vt.T  # (N_te, r)
-        shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])  # (A, r)
-        return np.einsum("nr,ar,rk->ank", xv, shrink, uty) + y_mu
 
     def fit(self, X, Y, groups=None) -> "RidgeProbe":
         """X (N, P), Y (N, K) or (N,), groups (N,) optional -> self."""
@@ -97,8 +122,7 @@ class RidgeProbe:
         sse = np.zeros((self.alphas.size, Y.shape[1]))
         for tr, te in splits:
             # Scaling is refit inside each inner fold so the held-out part never informs it.
-            Xtr, Xte = _standardise(X[tr], X[te])
-            pred = self._svd_ridge_predict(Xtr, Y[tr], Xte, self.alphas)
+            pred = ridge_predict_all(X[tr], Y[tr], X[te], self.alphas)
             sse += ((pred - Y[te][None]) ** 2).sum(axis=1)
         self.cv_mse_ = sse / n
         if self.per_target:
