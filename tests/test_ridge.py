@@ -73,5 +73,7 @@ def test_cross_val_predict_with_ridge_and_pipeline():
     assert np.all(r2_per_dim(Y, p1) > 0.99) and np.all(r2_per_dim(Y, p2) > 0.99)
     with pytest.raises(ValueError, match="integers"):
         cross_val_predict_groups(fixed_alpha_ridge, X, Y, folds.astype(float))
-    with pytest.raises(ValueError, match="groups < inner_folds"):
-        RidgeProbe().fit(X, Y, groups=np.arange(120) % 3)
+    # Fewer groups than inner folds: one group per inner fold.
+    assert RidgeProbe(inner_folds=5).fit(X, Y, groups=np.arange(120) % 3).inner_folds_ == 3
+    with pytest.raises(ValueError, match="at least 2 groups, got 1"):
+        RidgeProbe().fit(X, Y, groups=np.zeros(120))

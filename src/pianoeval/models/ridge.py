@@ -84,6 +84,7 @@ class RidgeProbe:
     Attributes (after fit)
     ----------------------
     alpha_ : array (K,)
+    inner_folds_ : int, inner folds used (fewer than ``inner_folds`` when there are fewer groups)
     cv_mse_ : array (A, K), inner-CV mean squared error per alpha and target.
     coef_ : array (P, K) on standardised features; intercept_ : array (K,)
     scaler_ : fitted StandardScaler.
@@ -111,12 +112,15 @@ class RidgeProbe:
             if groups.shape != (n,):
                 raise ValueError(f"groups: expected shape ({n},), got {groups.shape}")
             n_groups = np.unique(groups).size
-            if n_groups < self.inner_folds:
-                raise ValueError(f"{n_groups} groups < inner_folds={self.inner_folds}")
-            splits = GroupKFold(n_splits=self.inner_folds).split(X, groups=groups)
+            if n_groups < 2:
+                raise ValueError(f"inner CV needs at least 2 groups, got {n_groups}")
+            # Few groups (e.g. a training fold of 3 pieces): one group per inner fold, recorded.
+            self.inner_folds_ = min(self.inner_folds, n_groups)
+            splits = GroupKFold(n_splits=self.inner_folds_).split(X, groups=groups)
         else:
             if n < self.inner_folds:
                 raise ValueError(f"{n} samples < inner_folds={self.inner_folds}")
+            self.inner_folds_ = self.inner_folds
             splits = KFold(self.inner_folds, shuffle=True, random_state=self.seed).split(X)
 
         sse = np.zeros((self.alphas.size, Y.shape[1]))
