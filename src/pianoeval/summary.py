@@ -10,9 +10,11 @@ HEADLINES = {
     "metrics/render.json": ["rendered", "excluded_bad_midi", "total_hours"],
     "metrics/quality.json": ["mlp.pianist.r2_mean", "mlp.segment.r2_mean", "mlp.piece.r2_mean",
                              "ridge.pianist.r2_mean", "ridge.segment.r2_mean", "ridge.piece.r2_mean",
-                             "mlp.pianist.ranking_accuracy_mean"],
-    "metrics/masterclass.json": ["model_a.auc", "model_b.auc", "duration.auc", "random_teacher.model_b.auc"],
-    "metrics/audit.json": ["pca.n_significant", "reliability.noise_ceiling_mean", "probe.ridge_cv.r2_mean"],
+                             "blend.pianist.r2_mean", "mlp.pianist.ranking_accuracy_mean"],
+    "metrics/masterclass.json": ["model_a.auc", "model_b.auc", "duration.auc", "duration_matched.model_a.auc",
+                                 "duration_matched.model_b.auc", "duration_matched.teacher.random.model_b.auc"],
+    "metrics/audit.json": ["pca.n_significant", "reliability.noise_ceiling_mean", "probe.ridge_cv.pianist.r2_mean",
+                           "downstream.all19.auc", "downstream.top5.auc"],
 }
 
 
