@@ -222,7 +222,7 @@ def main() -> None:
               + (" (extrapolated from one fold)" if res["attention"]["extrapolated"] else ""))
 
         # whole stage
-        (_, timings), t_stage = _timed(lambda: run_audit(p, float(load_params("masterclass_classify")["C"]),
+        (_, timings), t_stage = _timed(lambda: run_audit(p, float(p["downstream"]["C"]),
                                                          load_params("masterclass_segments")["input_dir"],
                                                          log=lambda *a: None))
     sections = ("parallel_analysis", "mlp", "attention")

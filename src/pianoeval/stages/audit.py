@@ -18,7 +18,7 @@ from ..io import load_params, write_json
 def main() -> None:
     t0 = time.perf_counter()
     p = load_params("audit")
-    classify_C = float(load_params("masterclass_classify")["C"])
+    classify_C = float(p["downstream"]["C"])
     masterclass_dir = load_params("masterclass_segments")["input_dir"]
     # Cores are shared with other jobs: one BLAS / torch thread is ~10x faster than two fighting
     # over small matrices (measured).
