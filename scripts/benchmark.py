@@ -109,7 +109,9 @@ def main() -> None:
             n_files += o.get("nfiles", 1)
     # What `dvc push` uploads (and `dvc pull` downloads): the cache objects, incl. .dir manifests.
     # cache: false outputs (metrics, plots, reports) live in git instead.
-    cache_objects = sum(1 for f in (clone / ".dvc" / "cache").rglob("*") if f.is_file())
+    # `.dvc/cache/runs` (DVC's run cache) is not pushed unless `dvc push --run-cache`.
+    cache_objects = sum(1 for f in (clone / ".dvc" / "cache" / "files").rglob("*") if f.is_file())
+    run_cache_entries = sum(1 for f in (clone / ".dvc" / "cache" / "runs").rglob("*") if f.is_file())
     outputs_bytes = sum(du(clone / p) if (clone / p).is_dir() else (clone / p).stat().st_size for p in out_paths)
     cache_bytes = du(clone / ".dvc" / "cache")
     report = {
@@ -120,6 +122,7 @@ def main() -> None:
         "peak_rss_mb": round(peak / 2**20),
         "dvc_output_files": n_files,
         "dvc_cache_objects_pushed": cache_objects,
+        "dvc_run_cache_entries": run_cache_entries,
         "outputs_mb": round(outputs_bytes / 2**20),
         "dvc_cache_mb": round(cache_bytes / 2**20),
         "disk_total_mb": round((outputs_bytes + cache_bytes) / 2**20),
