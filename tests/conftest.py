@@ -75,3 +75,12 @@ def make_dataset(root: Path, pieces=("PieceA", "PieceB", "PieceC", "PieceD"), pl
 @pytest.fixture
 def mini_percepiano(tmp_path: Path) -> Path:
     return make_dataset(tmp_path / "percepiano")
+
+
+def linear_labels(n: int, q: int, p: int, noise: float, seed: int = 0):
+    """Labels Y (n, q) uniform in [0, 1] and features X (n, p) that encode them linearly plus noise;
+    returns X, Y, 4-fold ids, and the generator (for further draws)."""
+    rng = np.random.default_rng(seed)
+    Y = rng.random((n, q))
+    X = Y @ rng.standard_normal((q, p)) + noise * rng.standard_normal((n, p))
+    return X, Y, np.arange(n) % 4, rng

@@ -4,12 +4,11 @@ import pytest
 from pianoeval.audit.cca import _pca_fit, cca_analysis, cca_fit, null_canonical_correlations
 from pianoeval.io import read_json, write_json
 
+from conftest import linear_labels
+
 
 def _encoded(n=300, q=5, p=40, seed=0):
-    rng = np.random.default_rng(seed)
-    Y = rng.random((n, q))
-    X = Y @ rng.standard_normal((q, p)) + 0.05 * rng.standard_normal((n, p))
-    return X, Y, np.arange(n) % 4, rng
+    return linear_labels(n, q, p, noise=0.05, seed=seed)
 
 
 def test_cca_fit_matches_eigen_formula():

@@ -9,14 +9,13 @@ from pianoeval.audit import json_ready
 from pianoeval.audit.probes import (BatchedMLP, attention_probe_cv, factor_probe_cv,
                                     mlp_probe_cv, ridge_probe_cv, ridge_probe_fixed)
 
+from conftest import linear_labels
+
 torch.set_num_threads(1)
 
 
 def _linear(n=240, q=4, p=20, seed=0):
-    rng = np.random.default_rng(seed)
-    Y = rng.random((n, q))
-    X = Y @ rng.standard_normal((q, p)) + 0.01 * rng.standard_normal((n, p))
-    return X, Y, np.arange(n) % 4, rng
+    return linear_labels(n, q, p, noise=0.01, seed=seed)
 
 
 def test_ridge_linear_features_recover_labels():
