@@ -6,16 +6,30 @@ STAMP := $(VENV)/.installed
 # Stages call `python`: put the venv first on PATH so dvc runs them with the project's interpreter.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: demo test setup bench clean-venv
+DEV_STAMP := $(VENV)/.installed-dev
+# `make review BASE=<git rev>`: diffs of params, metrics and plots between BASE and the work tree.
+BASE ?= HEAD
+REVIEW_DIR ?= review
+
+.PHONY: demo test setup setup-dev bench clean-venv pull push review
 
 demo: setup
 	$(RUN) dvc repro
 	$(RUN) python -m pianoeval.summary
 
-test: setup
+test: setup-dev
 	$(RUN) python -m pytest -q
 
-bench: setup
+# Credentials are checked before DVC runs: without any and without a terminal this fails in seconds
+# with the two auth routes instead of waiting for a browser login (pianoeval/remote.py).
+# REMOTE=<name> picks another remote, ARGS='...' passes further `dvc pull/push` arguments.
+pull: setup
+	$(RUN) python -m pianoeval.remote pull $(if $(REMOTE),-r $(REMOTE)) $(ARGS)
+
+push: setup
+	$(RUN) python -m pianoeval.remote push $(if $(REMOTE),-r $(REMOTE)) $(ARGS)
+
+bench: setup-dev
 	$(RUN) python scripts/benchmark.py
 
 setup: $(STAMP)
@@ -26,8 +40,15 @@ $(STAMP): pyproject.toml requirements.lock scripts/install_system_deps.sh
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls the CUDA build (gigabytes).
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e .
 	touch $(STAMP)
+
+# Test-only packages (pytest, moto's S3 server, dvc-s3): `make demo` does not need them.
+setup-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $(DEV_STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
