@@ -14,6 +14,7 @@ REVIEW_DIR ?= review
 .PHONY: demo test setup setup-dev bench clean-venv pull push review
 
 demo: setup
+	$(RUN) python -m pianoeval.params_schema
 	$(RUN) dvc repro
 	$(RUN) python -m pianoeval.summary
 
@@ -28,6 +29,9 @@ pull: setup
 
 push: setup
 	$(RUN) python -m pianoeval.remote push $(if $(REMOTE),-r $(REMOTE)) $(ARGS)
+
+review: setup
+	$(RUN) python -m pianoeval.review --base $(BASE) --out $(REVIEW_DIR)
 
 bench: setup-dev
 	$(RUN) python scripts/benchmark.py

@@ -87,7 +87,9 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     make_recordings(tmp_path / "raw")
     params = {
-        "extract": {"extractor": "logmel", "dtype": "float32", "logmel": LOGMEL},
+        # a complete section (params are validated); audio/out belong to the T1 extract stage, unused here
+        "extract": {"audio": "t1_audio", "out": "t1.safetensors", "extractor": "logmel", "dtype": "float32",
+                    "logmel": LOGMEL},
         "masterclass_segments": {"input_dir": "raw", "out": "proc/segments.csv", "on_error": "skip",
                                  "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0, "match_bins": None,
                                  "duration_pool": "video"},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,23 @@ def _clean(obj: Any) -> Any:
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> None:
     """Write JSON atomically with sorted-free, stable formatting (keys keep insertion order)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_clean(obj), indent=indent, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    _write_atomic(path, lambda fh: fh.write(text.encode()))
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(binary file)`` to a scratch file (:func:`pianoeval.scratch.temp_path`), then rename it
+    onto ``path``: readers never see half a file, and a failed write leaves nothing behind."""
+    from .scratch import temp_path
+
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -59,15 +69,21 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def load_params(section: str | None = None, path: str | os.PathLike = "params.yaml") -> dict:
-    """Read params.yaml (or one top-level section of it); a missing section is a KeyError naming it."""
+def load_params(section: str | None = None, path: str | os.PathLike = "params.yaml", *,
+                check_paths: bool = False) -> dict:
+    """Read params.yaml, or one top-level section of it validated against its schema
+    (:mod:`pianoeval.params_schema`: a bad value raises ``ParamsError`` naming ``section.key``, the
+    value and what is allowed). A missing section is a KeyError naming it. ``check_paths``: the
+    section's input paths must also exist."""
+    from .params_schema import validate_section
+
     with open(path) as fh:
         params = yaml.safe_load(fh) or {}
     if section is None:
         return params
     if section not in params:
         raise KeyError(f"{path}: no section '{section}' (have: {', '.join(params)})")
-    return params[section]
+    return validate_section(section, params[section], source=str(path), check_paths=check_paths)
 
 
 _ST_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64", "int64": "I64", "int32": "I32",
@@ -98,12 +114,12 @@ def save_safetensors(tensors: dict, path: str | os.PathLike, metadata: dict[str,
         offset += a.nbytes
     blob = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     blob += b" " * (-len(blob) % 8)  # the format allows space padding; keeps tensor data 8-byte aligned
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+
+    def write(fh) -> None:
         fh.write(len(blob).to_bytes(8, "little"))
         fh.write(blob)
         for a in arrays:
-            fh.write(memoryview(a).cast("B"))
-    os.replace(tmp, path)
+            if a.nbytes:  # memoryview cannot cast an empty array (a zero in its shape)
+                fh.write(memoryview(a).cast("B"))
+
+    _write_atomic(Path(path), write)

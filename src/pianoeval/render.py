@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +148,9 @@ _WORKER_CFG: SynthConfig | None = None
 def _init_worker(cfg: SynthConfig) -> None:
     global _WORKER_CFG
     _WORKER_CFG = cfg
+    # Ctrl-C reaches the whole process group: only the parent acts on it (and terminates the pool).
+    # A worker that died of KeyboardInterrupt would be replaced by the pool while the parent waits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _render_task(item: tuple[str, str]) -> tuple[str, np.ndarray | None, str | None]:
@@ -166,20 +170,26 @@ def render_many(items: list[tuple[str, str]], cfg: SynthConfig, workers: int = 0
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(items), desc="render", unit="file", disable=not progress, mininterval=2.0)
     if workers == 1:
-        _init_worker(cfg)
+        global _WORKER_CFG
+        _WORKER_CFG = cfg
         results = map(_render_task, items)
         pool = None
     else:
         pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(cfg,))
         results = pool.imap(_render_task, items, chunksize=4)
+    finished = False
     try:
         for res in results:
             bar.update()
             yield res
+        finished = True
     finally:
         bar.close()
         if pool is not None:
-            pool.close()
+            if finished:
+                pool.close()
+            else:  # Ctrl-C, an error or an abandoned generator: stop the workers now, not after their queue
+                pool.terminate()
             pool.join()
 
 
@@ -192,19 +202,23 @@ def render_store(items: list[tuple[str, str]], cfg: SynthConfig, out_dir: str | 
     run (``on_bad_midi="fail"``, listing every one) or are skipped and listed (``"skip"``).
     """
     import shutil
-    import tempfile
+    from contextlib import closing
 
     from .audio_store import AudioStoreWriter
+    from .scratch import workspace
 
     if on_bad_midi not in ("fail", "skip"):
         raise ValueError(f"params render.on_bad_midi must be 'fail' or 'skip', got {on_bad_midi!r}")
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    scratch_dir = Path(tempfile.mkdtemp(prefix="render-", dir=out.parent))
     keys, lengths, peaks, rms, errors = [], [], [], [], []
-    try:
-        with open(scratch_dir / "audio.f32", "wb") as scratch:
-            for key, audio, err in render_many(items, cfg, workers=workers, progress=progress):
+    # The float32 scratch file lives in the stage's scratch folder (.scratch/render/ under `dvc repro`):
+    # removed on exit, and at the next start if this run is killed.
+    with workspace("render-") as scratch_dir:
+        # closing(): an exception in this loop (Ctrl-C included) terminates the pool at once
+        with open(scratch_dir / "audio.f32", "wb") as scratch, \
+                closing(render_many(items, cfg, workers=workers, progress=progress)) as rendered:
+            for key, audio, err in rendered:
                 if err is not None:
                     errors.append({"key": key, "error": err})
                     continue
@@ -234,8 +248,6 @@ def render_store(items: list[tuple[str, str]], cfg: SynthConfig, out_dir: str | 
         writer.close({"soundfont": soundfont.name, "soundfont_sha256": file_sha256(soundfont),
                       "synth_gain": cfg.gain, "global_scale": scale, "tail_seconds": cfg.tail_seconds,
                       "excluded": errors})
-    finally:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
 
     def db(x):
         return 20 * np.log10(np.maximum(np.asarray(x) * scale, 1e-9))

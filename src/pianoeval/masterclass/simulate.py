@@ -43,6 +43,7 @@ from pianoeval.dimensions import CATEGORIES
 from pianoeval.io import write_json
 from pianoeval.masterclass.moments import MOMENTS_FILE, PROVENANCE_FILE, Moment, write_moments
 from pianoeval.masterclass.speech import synth_speech
+from pianoeval.scratch import temp_path
 
 CATEGORY_NAMES: tuple[str, ...] = tuple(CATEGORIES)
 EXTRACTED_AT = "2025-01-01T00:00:00Z"  # fixed: the output must not depend on when it was made
@@ -318,8 +319,7 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
     tail_n = int(round(float(store.meta.get("tail_seconds", 0.0)) * sr))  # the renderer's release tail
     react, fade = int(0.3 * sr), int(0.05 * sr)  # the student stops 0.3 s after the stop, over 50 ms
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temp_path(out_dir)  # in the stage's scratch folder: a killed run leaves nothing beside out_dir
     tmp.mkdir(parents=True)
 
     moments, provenance = [], {}

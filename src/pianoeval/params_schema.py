@@ -1,0 +1,518 @@
+"""One pydantic model per ``params.yaml`` section: a wrong setting fails before any work is done.
+
+``pianoeval.io.load_params(section)`` validates the section it returns against ``SCHEMAS[section]``, so
+every stage is covered without code of its own. Running a stage (``python -m pianoeval.stages.<stage>``)
+validates that stage's section first, before the stage module imports torch or reads any data, with
+input paths also checked to exist (``pianoeval.runtime``). ``python -m pianoeval.params_schema``
+validates the whole file (``make demo`` runs it before ``dvc repro``). A bad value fails within a
+second, naming the key, the value and what is allowed::
+
+    params.yaml: 1 invalid setting:
+      train_quality.default_split = 'pianst': must be 'pianist', 'segment' or 'piece'
+
+Rules: keys are strict (``extra="forbid"``: a misspelt key is an error that suggests the near one);
+types are strict (``"5"`` is no int, ``true`` no number; an int is accepted where a float is
+expected); every key is required, because params.yaml is the one place settings live and DVC only
+tracks what it contains; a key that may be empty is ``X | None``.
+
+How to extend
+-------------
+* **a key**: one line in its section's class below, e.g. ``n_fft: PositiveInt``. Cross-key rules
+  (``fmin < fmax``) go in a ``@model_validator(mode="after")`` of that class.
+* **a section**: one class ``class MyStageParams(Section)`` and one line in :data:`SCHEMAS`
+  (``tests/test_params_schema.py`` fails while a section of params.yaml has no schema).
+* **an extractor**: its name in :data:`EXTRACTORS` (a test keeps it equal to the registry) and, if it
+  takes parameters, one ``Section`` class and one optional field of ``ExtractParams``.
+* **paths**: ``InputFile`` / ``InputDir`` for what the stage reads (checked to exist when the stage
+  starts), ``OutputPath`` for what it writes.
+
+Only pydantic, PyYAML and the standard library are imported here: validation must stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      ValidationInfo, model_validator)
+
+from .dimensions import CATEGORIES
+
+SPLITS = ("pianist", "segment", "piece")  # = pianoeval.labels.SPLITS (that module imports pandas)
+EXTRACTORS = ("logmel",)  # registered extractor names (tests keep this equal to extractors.REGISTRY)
+
+
+class ParamsError(ValueError):
+    """Invalid params.yaml settings; the message lists every problem as ``section.key = value: rule``."""
+
+
+# --------------------------------------------------------------------------- field types
+def _input_path(kind: str):
+    def check(value: str, info: ValidationInfo) -> str:
+        if (info.context or {}).get("check_paths"):
+            p = Path(value)
+            ok = p.is_file() if kind == "file" else p.is_dir()
+            if not ok:
+                what = "is a directory, expected a file" if kind == "file" and p.is_dir() else \
+                    "is a file, expected a directory" if kind == "dir" and p.is_file() else f"no such {'file' if kind == 'file' else 'directory'}"
+                raise ValueError(f"{what} (an input of this stage: fix the path or run the stage that makes it)")
+        return value
+    return check
+
+
+def _ordered_range(value: list[float]) -> list[float]:
+    if value[0] > value[1]:
+        raise ValueError("must be [low, high] with low <= high")
+    return value
+
+
+def _soundfont(value: str, info: ValidationInfo) -> str:
+    if value == "pretty_midi":
+        return value
+    if Path(value).suffix.lower() not in (".sf2", ".sf3"):
+        raise ValueError("must be 'pretty_midi' or a path to a .sf2/.sf3 soundfont")
+    if (info.context or {}).get("check_paths") and not Path(value).expanduser().is_file():
+        raise ValueError("no such soundfont file")
+    return value
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+OpenFraction = Annotated[float, Field(gt=0, lt=1)]  # strictly between 0 and 1
+Probability = Annotated[float, Field(ge=0, le=1)]
+Seed = NonNegativeInt
+Dbfs = Annotated[float, Field(le=0)]
+FolderCount = Annotated[int, Field(ge=2)]  # cross-validation folds
+SecondsRange = Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2), AfterValidator(_ordered_range)]
+InputFile = Annotated[str, Field(min_length=1), AfterValidator(_input_path("file"))]
+InputDir = Annotated[str, Field(min_length=1), AfterValidator(_input_path("dir"))]
+OutputPath = Annotated[str, Field(min_length=1)]
+Split = Literal[SPLITS]
+OnError = Literal["fail", "skip"]
+
+
+class Section(BaseModel):
+    """Base of every section schema: unknown keys and loose types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --------------------------------------------------------------------------- T1 stages
+class LabelsParams(Section):
+    source_dir: InputDir
+    out_dir: OutputPath
+    pieces: list[str]
+    n_folds: FolderCount
+    seed: Seed
+
+
+class RenderParams(Section):
+    labels: InputFile
+    midi_dir: InputDir
+    out_dir: OutputPath
+    soundfont: Annotated[str, AfterValidator(_soundfont)]
+    sample_rate: Annotated[int, Field(ge=8000, le=192000)]
+    gain: Annotated[float, Field(gt=0, le=10)]  # FluidSynth's synth.gain range
+    peak_target: Annotated[float, Field(gt=0, le=1)]
+    tail_seconds: NonNegativeFloat
+    on_bad_midi: OnError
+    workers: NonNegativeInt  # 0 = all cores
+
+
+class LogMelParams(Section):
+    sample_rate: Annotated[int, Field(ge=8000)]
+    frame_rate: PositiveFloat
+    n_fft: Annotated[int, Field(ge=16)]
+    n_mels: PositiveInt
+    fmin: NonNegativeFloat
+    fmax: PositiveFloat
+    deltas: bool
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LogMelParams:
+        if not self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ValueError(f"need fmin < fmax <= sample_rate / 2, got fmin={self.fmin}, fmax={self.fmax}, "
+                             f"sample_rate={self.sample_rate}")
+        hop = self.sample_rate / self.frame_rate
+        if hop != int(hop):
+            raise ValueError(f"sample_rate / frame_rate must be a whole number of samples, got {hop:g}")
+        if self.n_mels > self.n_fft // 2 + 1:
+            raise ValueError(f"n_mels={self.n_mels} exceeds the {self.n_fft // 2 + 1} frequency bins of n_fft={self.n_fft}")
+        return self
+
+
+class ExtractParams(Section):
+    audio: InputDir
+    out: OutputPath
+    extractor: Literal[EXTRACTORS]
+    dtype: Literal["float16", "float32"]
+    logmel: LogMelParams | None
+
+
+class MLPParams(Section):
+    hidden: PositiveInt
+    n_hidden_layers: PositiveInt
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt
+    grad_clip: PositiveFloat
+
+
+class RidgeParams(Section):
+    alphas: Annotated[list[PositiveFloat], Field(min_length=1)]
+    inner_folds: FolderCount
+
+
+class TrainQualityParams(Section):
+    labels: InputFile
+    splits: InputFile
+    embeddings: InputFile
+    checkpoints: OutputPath
+    oof: OutputPath
+    default_split: Split
+    val_fraction: OpenFraction
+    seed: Seed
+    n_seeds: PositiveInt
+    blend_mlp_weight: Probability
+    mlp: MLPParams
+    ridge: RidgeParams
+
+
+# --------------------------------------------------------------------------- masterclass stages
+Category = Literal[tuple(CATEGORIES)]
+
+
+class WeightedTeacher(Section):
+    weights: dict[Category, NonNegativeFloat]
+    threshold: float
+    noise_sd: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _positive_sum(self) -> WeightedTeacher:
+        if not sum(self.weights.values()) > 0:
+            raise ValueError("weights must have a positive sum")
+        return self
+
+
+class RandomTeacher(Section):
+    stop_probability: Probability
+
+
+Teacher = Annotated[Annotated[RandomTeacher, Tag("random teacher")] | Annotated[WeightedTeacher, Tag("teacher")],
+                    Discriminator(lambda v: "random teacher" if isinstance(v, dict) and "stop_probability" in v
+                                  else "teacher")]
+TeacherName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,40}$")]
+
+
+class MasterclassSimulateParams(Section):
+    labels: InputFile
+    audio: InputDir
+    out_dir: OutputPath
+    seed: Seed
+    sessions_per_teacher: PositiveInt
+    min_segments: PositiveInt
+    max_segments: PositiveInt
+    max_play_seconds: PositiveFloat
+    pause_seconds: NonNegativeFloat
+    feedback_seconds: SecondsRange
+    lead_seconds: NonNegativeFloat
+    stop_delay_seconds: SecondsRange
+    window_jitter_seconds: NonNegativeFloat
+    feedback_overlap_seconds: SecondsRange
+    speech_rms_dbfs: Dbfs
+    noise_floor_dbfs: Dbfs
+    teachers: Annotated[dict[TeacherName, Teacher], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MasterclassSimulateParams:
+        if self.min_segments > self.max_segments:
+            raise ValueError(f"min_segments={self.min_segments} > max_segments={self.max_segments}")
+        if self.feedback_seconds[0] <= 0:
+            raise ValueError(f"feedback_seconds must start above 0, got {self.feedback_seconds}")
+        return self
+
+
+class MasterclassSegmentsParams(Section):
+    input_dir: InputDir
+    out: OutputPath
+    on_error: OnError
+    min_continue_duration: PositiveFloat
+    min_stop_duration: PositiveFloat
+    seed: Seed
+    duration_pool: Literal["video", "all"]
+    match_bins: PositiveInt | None
+
+    @model_validator(mode="after")
+    def _bins_need_pooled_durations(self) -> MasterclassSegmentsParams:
+        if self.match_bins is not None and self.duration_pool != "all":
+            raise ValueError("match_bins works on the pooled STOP durations: set duration_pool: all or match_bins: null")
+        return self
+
+
+class MasterclassEmbedParams(Section):
+    segments: InputFile
+    out: OutputPath
+
+
+class MasterclassScoresParams(Section):
+    segments: InputFile
+    embeddings: InputFile
+    checkpoints: InputDir
+    out: OutputPath
+
+
+class MasterclassClassifyParams(Section):
+    segments: InputFile
+    embeddings: InputFile
+    scores: InputFile
+    predictions: OutputPath
+    C: PositiveFloat
+    min_calibration_class: PositiveInt
+    n_boot: PositiveInt
+    n_perm: NonNegativeInt  # 0 skips the permutation test
+    n_jobs: PositiveInt
+    threshold: OpenFraction
+    seed: Seed
+
+
+# --------------------------------------------------------------------------- audit
+class AuditMasterclassInputs(Section):
+    segments: InputFile
+    scores: InputFile
+    embeddings: InputFile
+
+
+class AuditCorrelation(Section):
+    top_k: PositiveInt
+    high: OpenFraction
+    moderate: OpenFraction
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AuditCorrelation:
+        if self.moderate >= self.high:
+            raise ValueError(f"need moderate < high, got moderate={self.moderate}, high={self.high}")
+        return self
+
+
+class AuditFactors(Section):
+    n_iter: PositiveInt
+    percentile: Annotated[float, Field(gt=0, lt=100)]
+    loading_threshold: OpenFraction
+
+
+class AuditDistributions(Section):
+    floor: OpenFraction
+    ceiling: OpenFraction
+    flag_fraction: OpenFraction
+
+
+class AuditReliability(Section):
+    n_splits: PositiveInt
+    repeats: Literal["mean", "keep", "first"]
+    min_mapping_r: Annotated[float, Field(ge=-1, le=1)]
+
+
+class AuditRidge(Section):
+    alphas: Annotated[list[PositiveFloat], Field(min_length=1)]
+    inner_folds: FolderCount
+    fixed_alpha: PositiveFloat
+
+
+class AuditMLP(Section):
+    hidden: PositiveInt
+    n_components: PositiveInt
+    epochs: PositiveInt
+    lr: PositiveFloat
+    batch_size: PositiveInt
+    weight_decay: NonNegativeFloat
+    patience: PositiveInt
+    val_frac: OpenFraction
+
+
+class AuditAttention(Section):
+    frame_hop: PositiveInt
+    hidden: PositiveInt
+    epochs: PositiveInt
+    lr: PositiveFloat
+    batch_size: PositiveInt
+    weight_decay: NonNegativeFloat
+    patience: PositiveInt
+    val_frac: OpenFraction
+
+
+class AuditResiduals(Section):
+    n_iter: PositiveInt
+
+
+class AuditCCA(Section):
+    n_pca: PositiveInt
+    threshold: OpenFraction
+    n_null: PositiveInt
+
+
+class AuditDownstream(Section):
+    C: PositiveFloat
+    variants: Annotated[list[Literal["all", "duration_matched"]], Field(min_length=1)]
+    n_extreme: PositiveInt
+    n_boot: PositiveInt
+    threshold: OpenFraction
+
+
+class AuditParams(Section):
+    labels: InputFile
+    splits: InputFile
+    embeddings: InputFile
+    annotations: InputFile
+    masterclass: AuditMasterclassInputs
+    competition: InputFile | None
+    report: OutputPath
+    markdown: OutputPath
+    figures: OutputPath
+    default_split: Split
+    seed: Seed
+    correlation: AuditCorrelation
+    factors: AuditFactors
+    distributions: AuditDistributions
+    reliability: AuditReliability
+    ridge: AuditRidge
+    mlp: AuditMLP
+    attention: AuditAttention
+    residuals: AuditResiduals
+    cca: AuditCCA
+    downstream: AuditDownstream
+
+
+# --------------------------------------------------------------------------- registry: one line per section
+SCHEMAS: dict[str, type[Section]] = {
+    "labels": LabelsParams,
+    "render": RenderParams,
+    "extract": ExtractParams,
+    "train_quality": TrainQualityParams,
+    "masterclass_simulate": MasterclassSimulateParams,
+    "masterclass_segments": MasterclassSegmentsParams,
+    "masterclass_embed": MasterclassEmbedParams,
+    "masterclass_scores": MasterclassScoresParams,
+    "masterclass_classify": MasterclassClassifyParams,
+    "audit": AuditParams,
+}
+
+
+# --------------------------------------------------------------------------- validation
+_TAGS = {"random teacher", "teacher"}  # discriminator tags pydantic puts into error locations
+
+
+def validate_section(section: str, values: Any, *, source: str = "params.yaml", check_paths: bool = False) -> Any:
+    """Validate one section's values; returns them unchanged, raises :class:`ParamsError` listing every
+    problem. ``check_paths``: also require input paths to exist (done when the section's stage starts)."""
+    schema = SCHEMAS.get(section)
+    if schema is None:
+        raise ParamsError(f"{source}: section '{section}' has no schema in pianoeval/params_schema.py "
+                          "(add a Section class and a SCHEMAS line: see that module's docstring)")
+    try:
+        schema.model_validate(values, context={"check_paths": check_paths})
+    except ValidationError as e:
+        problems = [_describe(section, schema, err) for err in e.errors()]
+        raise ParamsError(f"{source}: {len(problems)} invalid setting{'s' if len(problems) > 1 else ''}:\n  "
+                          + "\n  ".join(problems)) from None
+    return values
+
+
+def validate_params(params: dict, *, source: str = "params.yaml", check_paths: bool = False) -> None:
+    """Validate every section of a whole params.yaml mapping (all problems in one error)."""
+    problems = []
+    for section, values in params.items():
+        try:
+            validate_section(section, values, source=source, check_paths=check_paths)
+        except ParamsError as e:
+            problems += [line.strip() for line in str(e).splitlines()[1:]] or [str(e)]
+    if problems:
+        raise ParamsError(f"{source}: {len(problems)} invalid setting{'s' if len(problems) > 1 else ''}:\n  "
+                          + "\n  ".join(problems))
+
+
+def _describe(section: str, schema: type[BaseModel], err: dict) -> str:
+    loc = [str(x) for x in err["loc"] if x not in _TAGS]
+    key = ".".join([section, *loc])
+    kind = err["type"]
+    if kind == "missing":
+        return f"{key}: required key missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(schema, loc[:-1])
+        near = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        return f"{key}: unknown key{hint}; allowed: {', '.join(allowed)}"
+    value = err.get("input")
+    msg = err["msg"].removeprefix("Value error, ")
+    for subject in ("Input should", "String should", "List should", "Dictionary should"):
+        msg = msg.replace(subject, "must")
+    if "[key]" in loc:  # a mapping key with a disallowed name (e.g. a teacher weight's category)
+        return f"{'.'.join([section, *loc[:loc.index('[key]') - 1]])}: key {_show(value)} {msg}"
+    if kind == "value_error" and isinstance(value, dict):  # a rule across keys (model validator)
+        return f"{key}: {msg}"
+    if kind in ("float_type", "int_type") and isinstance(value, str):
+        try:
+            float(value)
+            msg += " (YAML reads this as a string: write e.g. 1.0e-4, not 1e-4, and no quotes)"
+        except ValueError:
+            pass
+    return f"{key} = {_show(value)}: {msg}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _allowed_keys(schema: type[BaseModel], loc: list[str]) -> list[str]:
+    """Field names of the (nested) model at ``loc``; [] where that is not a model."""
+    model: Any = schema
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside ``X``, ``X | None`` or ``Annotated[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pianoeval.params_schema [params.yaml] [--check-paths]``: validate every section."""
+    import yaml
+
+    args = sys.argv[1:] if argv is None else argv
+    check_paths = "--check-paths" in args
+    files = [a for a in args if a != "--check-paths"] or ["params.yaml"]
+    for path in files:
+        with open(path) as fh:
+            params = yaml.safe_load(fh) or {}
+        try:
+            validate_params(params, source=path, check_paths=check_paths)
+        except ParamsError as e:
+            print(e, file=sys.stderr)
+            return 2
+        print(f"{path}: {len(params)} sections valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
