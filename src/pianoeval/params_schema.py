@@ -440,7 +440,7 @@ def validate_params(params: dict, *, source: str = "params.yaml", check_paths: b
 
 def _describe(section: str, schema: type[BaseModel], err: dict) -> str:
     loc = [str(x) for x in err["loc"] if x not in _TAGS]
-    key = ".".join([section, *loc])
+    key = section + "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"] if x not in _TAGS)
     kind = err["type"]
     if kind == "missing":
         return f"{key}: required key missing"
