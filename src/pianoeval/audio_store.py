@@ -102,9 +102,19 @@ class AudioStore:
 
     def read(self, key: str) -> np.ndarray:
         i = self._index(key)
-        f = self._open()
-        f.seek(int(self._offsets[i]))
-        return f.read(int(self._lengths[i]), dtype="float32")
+        start, n = int(self._offsets[i]), int(self._lengths[i])
+        where = f"{self.folder / AUDIO_FILE}: segment '{key}' (samples {start}..{start + n})"
+        try:
+            f = self._open()
+            f.seek(start)
+            audio = f.read(n, dtype="float32")
+        except RuntimeError as e:  # soundfile.LibsndfileError: a damaged or cut-short store
+            self.close()  # libsndfile keeps the error on the handle
+            raise ValueError(f"{where}: cannot decode ({e}); rerun the render stage") from None
+        if audio.size != n:
+            raise ValueError(f"{where}: decoding stopped after {audio.size} of {n} samples (store cut short?); "
+                             "rerun the render stage")
+        return audio
 
     def iter_audio(self, keys: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
         """Yield (key, audio) in store order (sequential reads: no seeks between neighbours)."""

@@ -90,6 +90,14 @@ def _check_ratings(path: Path, data: dict[str, list[float]]) -> None:
             raise LabelError(f"{path}: key '{key}': pianist id must be a non-negative integer, got {row[-1]!r}")
 
 
+def _check_stds(path: Path, data: dict[str, list[float]]) -> None:
+    """Rating standard deviations on the [0, 1] scale lie in [0, 0.5] (0.5 = half the raters at each end)."""
+    for key, row in data.items():
+        bad = [f"{DIMENSIONS[i]}={v!r}" for i, v in enumerate(row) if not 0.0 <= v <= 0.5]
+        if bad:
+            raise LabelError(f"{path}: key '{key}': rating std outside [0, 0.5] for {', '.join(bad)}")
+
+
 def _annotator_counts(path: Path) -> tuple[Counter, int]:
     """Ratings per segment key from the per-annotator CSV (file names carry a .wav suffix)."""
     counts: Counter = Counter()
@@ -129,6 +137,7 @@ def build_labels(source_dir: str | Path, pieces: list[str] | None = None) -> tup
     means = _read_label_json(src / MEAN_JSON, N_DIMENSIONS + 1)  # 19 ratings + pianist id
     stds = _read_label_json(src / STD_JSON, N_DIMENSIONS)
     _check_ratings(src / MEAN_JSON, means)
+    _check_stds(src / STD_JSON, stds)
     if set(means) != set(stds):
         diff = sorted(set(means) ^ set(stds))[:10]
         raise LabelError(f"{src / STD_JSON}: keys differ from {MEAN_JSON}, e.g. {diff}")

@@ -49,17 +49,22 @@ def load_t1(labels_path: str, splits_path: str, embeddings_path: str) -> dict:
     if unlabeled:
         raise ValueError(f"{splits_path}: {len(unlabeled)} keys are not labeled in {labels_path}, "
                          f"e.g. {unlabeled[:3]}")
+    store = EmbeddingStore(embeddings_path)
+    # Segments the render stage skipped (render.on_bad_midi: skip) have no embedding: dropped, counted.
+    has_embedding = np.array([k in store for k in keys], dtype=bool)
+    n_no_embedding = int((~has_embedding).sum())
+    keys = [k for k, ok in zip(keys, has_embedding) if ok]
+    t = t[has_embedding]
     Y = t[list(MEAN_COLUMNS)].to_numpy(np.float64)
     if not np.isfinite(Y).all():
         r, c = np.argwhere(~np.isfinite(Y))[0]
         raise ValueError(f"{labels_path}: key '{keys[r]}': {MEAN_COLUMNS[c]} is empty")
-    store = EmbeddingStore(embeddings_path)
     return {"keys": keys, "Y": Y, "X": store.pooled(keys).astype(np.float64),
-            "folds": {s: np.asarray(splits["folds"][s], dtype=np.int64) for s in SPLITS},
+            "folds": {s: np.asarray(splits["folds"][s], dtype=np.int64)[has_embedding] for s in SPLITS},
             "pianist": t["pianist_id"].to_numpy(np.int64), "store": store,
             "counts": {"n_rows_labels_csv": int(len(table)), "n_labeled": int(table["labeled"].sum()),
                        "n_unlabeled_excluded": int((~table["labeled"].astype(bool)).sum()),
-                       "n_used": len(keys)}}
+                       "n_excluded_no_embedding": n_no_embedding, "n_used": len(keys)}}
 
 
 def load_annotations(path: str | Path, keys: list[str], Y: np.ndarray, *, repeats: str = "mean",
@@ -325,7 +330,8 @@ def _r(x):
 
 def headline_metrics(report: dict) -> dict:
     """Flat scalar metrics (``metrics/audit.json``): keys read well in ``dvc metrics diff``."""
-    h: dict = {}
+    h: dict = {"data.n_segments": report["data"]["n_used"],
+               "data.n_excluded_no_embedding": report["data"]["n_excluded_no_embedding"]}
     c = report["correlation"]
     h.update({"corr.n_pairs_high": c["n_pairs_high"], "corr.n_pairs_moderate": c["n_pairs_moderate"],
               "corr.mean_abs_r": c["headline"]["mean_abs_r"], "corr.max_abs_r": c["headline"]["max_abs_r"],

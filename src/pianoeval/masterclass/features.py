@@ -27,15 +27,85 @@ SEGMENT_COLUMNS = ("variant", "segment_id", "video_id", "teacher", "label", "sta
                    "moment_id", "musical_dimension")
 
 
+class UndecodableAudio(ValueError):
+    """An audio file, or a window of one, that cannot be decoded; the message names the file (and window)."""
+
+
 def audio_durations(paths: dict[str, Path]) -> dict[str, float]:
     """video_id -> seconds, from the file headers (nothing is decoded)."""
     out = {}
     for vid, path in paths.items():
-        info = sf.info(str(path))
+        try:
+            info = sf.info(str(path))
+        except RuntimeError as e:  # soundfile.LibsndfileError: not audio, or a broken header
+            raise UndecodableAudio(f"{path}: cannot read the audio header ({e})") from None
         if info.frames <= 0 or info.samplerate <= 0:
-            raise ValueError(f"{path}: audio has {info.frames} frames at {info.samplerate} Hz")
+            raise UndecodableAudio(f"{path}: audio has {info.frames} frames at {info.samplerate} Hz")
         out[vid] = info.frames / info.samplerate
     return out
+
+
+def _decodes(path: Path, frame: int) -> bool:
+    try:  # a fresh handle per probe: after a failed seek libsndfile keeps the error
+        with sf.SoundFile(str(path)) as f:
+            f.seek(frame)
+            return len(f.read(1, dtype="float32")) == 1
+    except RuntimeError:
+        return False
+
+
+def decodable_seconds(path: str | Path, header_seconds: float) -> float:
+    """How much of a file decodes: ``header_seconds`` for an intact file (one probe at its last
+    sample); for a file cut short with its header intact, where decoding stops (bisection, 10 ms)."""
+    path = Path(path)
+    with sf.SoundFile(str(path)) as f:
+        n, sr = f.frames, f.samplerate
+    if _decodes(path, n - 1):
+        return header_seconds
+    if not _decodes(path, 0):
+        raise UndecodableAudio(f"{path}: cannot decode its first samples")
+    lo, hi = 0, n - 1  # lo decodes, hi does not
+    while hi - lo > sr // 100:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _decodes(path, mid) else (lo, mid)
+    return lo / sr
+
+
+def check_audio(input_dir: Path, video_ids: list[str], on_error: str) -> tuple[dict[str, Path], dict[str, float],
+                                                                                dict[str, float], dict]:
+    """Find and probe each video's audio before any window is cut from it.
+
+    Returns (paths, header seconds, decodable seconds, report) for the usable videos. A video with no
+    audio file or an unreadable one fails the stage (``on_error="fail"``, every such file listed) or
+    is skipped (``"skip"``) and listed in the report; a file cut short (header intact) is listed with
+    its decodable length (what a window may use is decided by the caller).
+    """
+    paths, problems = {}, []
+    report: dict = {"videos_without_audio": [], "videos_undecodable": [], "videos_truncated": []}
+    for vid in sorted(set(video_ids)):
+        try:
+            paths.update(find_audio(input_dir, [vid]))
+        except FileNotFoundError:
+            report["videos_without_audio"].append(vid)
+            problems.append(f"{input_dir}: no {vid}.wav/.flac for the moments of video '{vid}'")
+    header, decodable = {}, {}
+    for vid, path in list(paths.items()):
+        try:
+            header[vid] = audio_durations({vid: path})[vid]
+            decodable[vid] = decodable_seconds(path, header[vid])
+        except UndecodableAudio as e:
+            report["videos_undecodable"].append({"video": vid, "file": str(path), "error": str(e)})
+            problems.append(str(e))
+            del paths[vid]
+            header.pop(vid, None)
+            continue
+        if decodable[vid] < header[vid]:
+            report["videos_truncated"].append({"video": vid, "file": str(path), "header_seconds": header[vid],
+                                               "decodable_seconds": decodable[vid]})
+    if problems and on_error == "fail":
+        raise UndecodableAudio(f"{len(problems)} video(s) without usable audio (masterclass_segments.on_error=fail; "
+                               "skip drops their moments):\n  " + "\n  ".join(problems[:20]))
+    return paths, header, decodable, report
 
 
 def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_continue_duration: float = 5.0,
@@ -56,9 +126,27 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
     moments, load_rep = load_moments(input_dir / MOMENTS_FILE, on_error=on_error)
     if not moments:
         raise ValueError(f"{input_dir / MOMENTS_FILE}: no valid moments")
-    paths = find_audio(input_dir, [m.video_id for m in moments])
+    paths, header, decodable, audio_rep = check_audio(input_dir, [m.video_id for m in moments], on_error)
+    n_moments = len(moments)
+    moments = [m for m in moments if m.video_id in paths]  # under skip: videos without usable audio
+    audio_rep["moments_dropped_no_audio"] = n_moments - len(moments)
+    if not moments:
+        raise ValueError(f"{input_dir}: no moment has usable audio ({audio_rep})")
     on_disk = {p.stem for p in input_dir.iterdir() if p.suffix.lower() in (".wav", ".flac")}
-    segs, seg_rep = build_segments(moments, audio_durations(paths), min_continue_duration, min_stop_duration)
+    segs, seg_rep = build_segments(moments, header, min_continue_duration, min_stop_duration)
+    cut = {v: t for v, t in decodable.items() if t < header[v]}
+    past_cut = [s for s in segs if s.video_id in cut and s.end > cut[s.video_id]]
+    audio_rep["windows_past_decodable_end"] = len(past_cut)
+    if past_cut:
+        if on_error == "fail":
+            raise UndecodableAudio("audio cut short (header intact), windows cannot be decoded "
+                                   "(masterclass_segments.on_error=fail; skip treats the cut as the audio end):\n  "
+                                   + "\n  ".join(f"{paths[s.video_id]}: window [{s.start:.3f}, {s.end:.3f}] s "
+                                                  f"({'STOP' if s.label else 'CONTINUE'}); decoding stops at "
+                                                  f"{cut[s.video_id]:.2f} s of {header[s.video_id]:.2f} s"
+                                                  for s in past_cut[:20]))
+        # skip: the decodable length is the audio's end, so the audio-end rules clamp or drop (and count)
+        segs, seg_rep = build_segments(moments, {**header, **cut}, min_continue_duration, min_stop_duration)
     if duration_pool not in ("video", "all"):
         raise ValueError(f"duration_pool must be 'video' or 'all', got {duration_pool!r}")
     matched, dm_rep = duration_matched(segs, seed=seed, match_bins=match_bins, by_video=duration_pool == "video")
@@ -67,8 +155,9 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
     counts = {v: {"n_stop": int(((table.variant == v) & (table.label == 1)).sum()),
                   "n_continue": int(((table.variant == v) & (table.label == 0)).sum()),
                   "n_videos": int(table.loc[table.variant == v, "video_id"].nunique())} for v in VARIANTS}
-    report = {"load": load_rep.to_dict(), "audio_files": len(paths),
-              "audio_files_without_moments": sorted(on_disk - set(paths)),
+    report = {"load": load_rep.to_dict(), "audio_files": len(paths), "audio_checks": audio_rep,
+              "audio_files_without_moments": sorted(on_disk - set(paths) - set(audio_rep["videos_without_audio"])
+                                                    - {u["video"] for u in audio_rep["videos_undecodable"]}),
               "segments": seg_rep, "duration_matched": dm_rep, "counts": counts}
     return table, report
 
@@ -80,13 +169,19 @@ def read_window(path: str | Path, start: float, end: float) -> tuple[np.ndarray,
     -------
     audio : (n,) float32. sample_rate : int.
     """
-    with sf.SoundFile(str(path)) as f:
-        sr = f.samplerate
-        i0, i1 = int(round(start * sr)), min(int(round(end * sr)), f.frames)
-        if not 0 <= i0 < i1:
-            raise ValueError(f"{path}: window [{start}, {end}] s is empty or outside the audio ({f.frames / sr:.3f} s)")
-        f.seek(i0)
-        x = f.read(i1 - i0, dtype="float32", always_2d=True)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            i0, i1 = int(round(start * sr)), min(int(round(end * sr)), f.frames)
+            if not 0 <= i0 < i1:
+                raise ValueError(f"{path}: window [{start}, {end}] s is empty or outside the audio ({f.frames / sr:.3f} s)")
+            f.seek(i0)
+            x = f.read(i1 - i0, dtype="float32", always_2d=True)
+    except RuntimeError as e:  # soundfile.LibsndfileError, e.g. "flac decoder lost sync" in a damaged file
+        raise UndecodableAudio(f"{path}: cannot decode window [{start:.3f}, {end:.3f}] s ({e})") from None
+    if len(x) < i1 - i0:
+        raise UndecodableAudio(f"{path}: window [{start:.3f}, {end:.3f}] s: decoding stopped after {len(x)} of "
+                               f"{i1 - i0} samples (file cut short?)")
     return x.mean(axis=1, dtype=np.float32), sr
 
 

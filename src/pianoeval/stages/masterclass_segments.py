@@ -18,12 +18,16 @@ def main() -> None:
     table.to_csv(p["out"], index=False)
     report["input_dir"] = p["input_dir"]
     write_json("metrics/masterclass_segments.json", report)
-    ld, c = report["load"], report["counts"]
+    ld, c, a, sg = report["load"], report["counts"], report["audio_checks"], report["segments"]
     print(f"masterclass_segments: {ld['n_valid']} moments ({ld['n_skipped']} bad lines skipped, {ld['n_blank']} blank) "
           f"in {report['audio_files']} videos from {p['input_dir']}; all: {c['all']['n_stop']} STOP / "
           f"{c['all']['n_continue']} CONTINUE, duration_matched: {c['duration_matched']['n_stop']} / "
-          f"{c['duration_matched']['n_continue']}; {report['segments']['duplicates_dropped']} duplicate moments, "
-          f"{len(report['audio_files_without_moments'])} audio files without moments")
+          f"{c['duration_matched']['n_continue']}; {sg['duplicates_dropped']} duplicate moments, "
+          f"{len(report['audio_files_without_moments'])} audio files without moments; "
+          f"{a['moments_dropped_no_audio']} moments skipped for {len(a['videos_without_audio'])} videos without "
+          f"audio and {len(a['videos_undecodable'])} undecodable, {len(a['videos_truncated'])} files cut short; "
+          f"past the audio end: {sg['stop_dropped_after_audio_end']} STOP dropped, {sg['stop_clamped']} clamped, "
+          f"{sg['cont_dropped_after_audio_end']} CONTINUE dropped, {sg['cont_clamped']} clamped")
 
 
 if __name__ == "__main__":

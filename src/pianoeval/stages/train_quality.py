@@ -38,6 +38,8 @@ def run(p: dict) -> None:
         keep = np.array([k in store for k in splits["keys"]])
         splits = {**splits, "keys": [k for k, m in zip(splits["keys"], keep) if m],
                   "folds": {s: [f for f, m in zip(v, keep) if m] for s, v in splits["folds"].items()}}
+    print(f"train_quality: {len(splits['keys'])} labeled segments, {len(missing)} excluded (no embedding: "
+          "skipped by render)")
     table = load_labels(p["labels"]).set_index("key").loc[splits["keys"]]
     X = store.pooled(splits["keys"]).astype(np.float64)
     Y = table[list(MEAN_COLUMNS)].to_numpy(np.float64)
