@@ -1,13 +1,18 @@
-"""End to end: copy the repo, `dvc repro` on a small subset selected through params, push to a local
-remote, clone, `dvc pull`, and check the pulled artifacts are identical and `dvc status` is clean."""
+"""End to end: copy the repo, `dvc repro` on a small subset selected through params (with one unreadable
+labeled MIDI under `render.on_bad_midi: skip`), push to a local remote and to an S3-protocol remote (moto's
+S3 server on 127.0.0.1, through dvc-s3), clone, `dvc pull` from each, and check the pulled artifacts are
+identical and `dvc status` is clean."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,12 +29,19 @@ OVERRIDES = {
     ("train_quality", "mlp", "max_epochs"): 30,
     # Each player has 4 segments of the Beethoven work in this subset.
     ("masterclass_simulate", "min_segments"): 4,
+    # The documented skip mode must carry a whole `dvc repro` (BAD_MIDI is made unreadable below).
+    ("render", "on_bad_midi"): "skip",
 }
+# A labeled score rendition: every stage downstream of render must drop and count it (students'
+# files are all needed: the subset has exactly the 12 pianists the 12 simulated sessions use).
+BAD_MIDI = "Beethoven_WoO80_var3_8bars_Score_2.mid"
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def run(cmd: list[str], cwd: Path) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           **S3_ENV}
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}) in {cwd}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
@@ -59,7 +71,45 @@ def set_param(params: dict, path: tuple, value) -> None:
     node[path[-1]] = value
 
 
-def test_repro_push_clone_pull(tmp_path):
+@pytest.fixture
+def s3_server(tmp_path):
+    """moto's S3-compatible server as a separate process on a free 127.0.0.1 port; yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path / "moto.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **S3_ENV})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"], region_name=S3_ENV["AWS_DEFAULT_REGION"])
+
+
+def s3_objects(endpoint: str, bucket: str) -> list[str]:
+    pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def test_repro_push_clone_pull(tmp_path, s3_server):
     work, clone, remote = tmp_path / "work", tmp_path / "clone", tmp_path / "remote"
     files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).split("\n")
     for rel in filter(None, files):
@@ -72,17 +122,36 @@ def test_repro_push_clone_pull(tmp_path):
         set_param(params, path, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / "dvc.lock").unlink(missing_ok=True)
+    (work / "data/external/percepiano/midi" / BAD_MIDI).write_bytes(b"MThd\x00\x00\x00\x06 truncated")
 
     run(["git", "init", "-q"], work)
-    run(["dvc", "repro"], work)
+    log = run(["dvc", "repro"], work)
     report = yaml.safe_load((work / "metrics/data_report.json").read_text())
     assert report["selected_midi"] == 56 and report["labeled"] == 56 and report["excluded"]["outside_selected_pieces"] == 1146
+    # The unreadable labeled MIDI is skipped by render and dropped and counted by every later stage.
+    bad_key = BAD_MIDI.removesuffix(".mid")
+    render = json.loads((work / "metrics/render.json").read_text())
+    assert render["rendered"] == 55 and render["excluded_keys"] == [bad_key]
+    quality = json.loads((work / "metrics/quality.json").read_text())
+    assert quality["n"] == 55 and quality["excluded_no_embedding"] == 1
+    audit = json.loads((work / "metrics/audit.json").read_text())
+    assert audit["data.n_segments"] == 55 and audit["data.n_excluded_no_embedding"] == 1
+    assert "render: 55 files" in log and "1 excluded" in log
+    assert "train_quality: 55 labeled segments, 1 excluded" in log and "audit: 55 segments (1 excluded" in log
     assert run(["dvc", "status"], work).strip().endswith("up to date.")
     before = tracked_outputs(work)
     assert any(k.endswith("audio.flac") for k in before) and any(k.endswith(".safetensors") for k in before)
 
     run(["dvc", "remote", "add", "--local", "local", str(remote)], work)
     run(["dvc", "push", "-r", "local"], work)
+    # The S3 protocol over HTTP, as a team's CI would use it (dvc-s3 -> moto's S3 server).
+    s3_client(s3_server).create_bucket(Bucket="pianoeval-ci")
+    for cfg in (["add", "--local", "s3", "s3://pianoeval-ci/dvc-cache"],
+                ["modify", "--local", "s3", "endpointurl", s3_server]):
+        run(["dvc", "remote", *cfg], work)
+    run(["dvc", "push", "-r", "s3"], work)
+    pushed = sorted(str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file())
+    assert [k.removeprefix("dvc-cache/") for k in s3_objects(s3_server, "pianoeval-ci")] == pushed
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-qm", "subset run"], work)
 
@@ -91,6 +160,13 @@ def test_repro_push_clone_pull(tmp_path):
     run(["dvc", "pull", "-r", "local"], clone)
     assert tracked_outputs(clone) == before
     assert run(["dvc", "status"], clone).strip().endswith("up to date.")
+    clone_s3 = tmp_path / "clone_s3"
+    run(["git", "clone", "-q", str(work), str(clone_s3)], tmp_path)
+    for cfg in (["add", "--local", "s3", "s3://pianoeval-ci/dvc-cache"],
+                ["modify", "--local", "s3", "endpointurl", s3_server]):
+        run(["dvc", "remote", *cfg], clone_s3)
+    run(["dvc", "pull", "-r", "s3"], clone_s3)
+    assert tracked_outputs(clone_s3) == before
     # Rerunning a stage on the same inputs reproduces the same bytes.
     run(["dvc", "repro", "--force", "--single-item", "render"], clone)
     assert run(["git", "status", "--porcelain"], clone).strip() == ""
