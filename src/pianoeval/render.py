@@ -150,7 +150,9 @@ def _init_worker(cfg: SynthConfig) -> None:
     _WORKER_CFG = cfg
     # Ctrl-C reaches the whole process group: only the parent acts on it (and terminates the pool).
     # A worker that died of KeyboardInterrupt would be replaced by the pool while the parent waits.
+    # SIGINT was blocked when this process started (see render_many), so none arrived mid-startup.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _render_task(item: tuple[str, str]) -> tuple[str, np.ndarray | None, str | None]:
@@ -175,7 +177,13 @@ def render_many(items: list[tuple[str, str]], cfg: SynthConfig, workers: int = 0
         results = map(_render_task, items)
         pool = None
     else:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(cfg,))
+        # Workers inherit the blocked SIGINT until _init_worker ignores it: a Ctrl-C while they start up
+        # would otherwise kill their interpreter half-initialised (a "Fatal Python error" on the console).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(cfg,))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         results = pool.imap(_render_task, items, chunksize=4)
     finished = False
     try:

@@ -60,7 +60,7 @@ def start_stage(stage: str, params_path: str = "params.yaml") -> None:
 
     def interrupted(kind, value, tb):
         if issubclass(kind, KeyboardInterrupt):  # one line, not a traceback; Python still exits non-zero
-            print(f"{stage}: interrupted ({value or 'Ctrl-C'}); workers stopped, scratch removed", file=sys.stderr)
+            print(f"{stage}: interrupted ({str(value) or 'Ctrl-C'}); workers stopped, scratch removed", file=sys.stderr)
         else:
             default_hook(kind, value, tb)
 
