@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import load_params, write_json
-from ..labels import load_labels
 from ..render import SynthConfig, render_store, resolve_soundfont
 
 
 def main() -> None:
+    # Imported here, not at module level: each spawned render worker re-imports this module, and
+    # pandas + scikit-learn (via labels) would add seconds to every worker's start.
+    from ..labels import load_labels
+
     p = load_params("render")
     table = load_labels(p["labels"])
     midi_dir = Path(p["midi_dir"])
