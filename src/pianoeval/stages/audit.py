@@ -29,12 +29,15 @@ def main() -> None:
     write_json("metrics/audit.json", report["headline"])
     write_outputs(report, markdown_path=p["markdown"], figures=p["figures"], plots_dir="plots")
     h = report["headline"]
+    ann = report["reliability"]["annotations"]
     auc = h.get("downstream.all19.auc")
     print(f"audit: {h['data.n_segments']} segments ({h['data.n_excluded_no_embedding']} excluded: no embedding), "
           f"{h['pca.n_significant']} significant factors, noise ceiling "
           f"{h['reliability.noise_ceiling_mean']:.2f}, ridge_cv R2 "
           f"{h['probe.ridge_cv.' + p['default_split'] + '.r2_mean']:.3f}, STOP AUC all19 "
-          f"{'n/a' if auc is None else f'{auc:.2f}'} ({time.perf_counter() - t0:.0f} s)")
+          f"{'n/a' if auc is None else f'{auc:.2f}'}; annotation rows excluded: {ann['n_rows_no_rating']} without a "
+          f"rating, {ann['n_rows_unlabeled_segment']} of segments not used, {ann['n_copy_rows_dropped']} copies "
+          f"({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

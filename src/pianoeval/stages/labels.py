@@ -19,7 +19,8 @@ def main() -> None:
     write_json(out / "splits.json", splits, indent=None)
     write_json("metrics/data_report.json", report)
     print(
-        f"labels: {report['selected_midi']} MIDI, {report['labeled']} labeled, {report['unlabeled']} unlabeled "
+        f"labels: {report['selected_midi']} MIDI ({report['excluded']['outside_selected_pieces']} outside the selected "
+        f"pieces), {report['labeled']} labeled, {report['unlabeled']} unlabeled "
         f"({report['excluded']['unlabeled_score_renditions']} score renditions), "
         f"{report['renamed_midi_files']['leading_or_trailing_space']} file name(s) with stray spaces, "
         f"{report['pieces']} pieces, {report['pianists']} pianists"

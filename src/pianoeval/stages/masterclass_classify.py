@@ -39,11 +39,13 @@ def main() -> None:
         a, lo, hi = (out.get(f"{prefix}{model}.{k}") for k in ("auc", "auc_ci_low", "auc_ci_high"))
         return "n/a" if a is None else f"{a:.2f}" + ("" if lo is None else f" [{lo:.2f}, {hi:.2f}]")
 
+    n_skipped = sum(len(f["skipped"]) for f in res["folds"].values())  # folds whose training set had one class
     rnd = out.get("teacher.random.model_b.auc")
     print(f"masterclass_classify: {m['n_stop']} STOP / {m['n_continue']} CONTINUE in {m['n_videos']} videos; AUC "
           f"A {auc('', 'model_a')}, B {auc('', 'model_b')}, duration {auc('', 'duration')}; duration-matched B "
           f"{auc('duration_matched.', 'model_b')}; random teacher B "
-          f"{'n/a' if rnd is None else f'{rnd:.2f}'} ({time.perf_counter() - t0:.1f} s)")
+          f"{'n/a' if rnd is None else f'{rnd:.2f}'}; {n_skipped} (model, video) folds skipped "
+          f"({time.perf_counter() - t0:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,17 @@ def main() -> None:
           f"{a['moments_dropped_no_audio']} moments skipped for {len(a['videos_without_audio'])} videos without "
           f"audio and {len(a['videos_undecodable'])} undecodable, {len(a['videos_truncated'])} files cut short; "
           f"past the audio end: {sg['stop_dropped_after_audio_end']} STOP dropped, {sg['stop_clamped']} clamped, "
-          f"{sg['cont_dropped_after_audio_end']} CONTINUE dropped, {sg['cont_clamped']} clamped")
+          f"{sg['cont_dropped_after_audio_end']} CONTINUE dropped, {sg['cont_clamped']} clamped; windows dropped by "
+          f"rule: {_dropped(sg, report['duration_matched'])}")
+
+
+def _dropped(segments: dict, matched: dict) -> str:
+    """Every nonzero count of windows a segment rule dropped (report keys), or 'none'."""
+    counts = {k: v for k, v in segments.items() if ("dropped" in k or "negative" in k) and "audio_end" not in k}
+    counts.update({f"duration_matched.{k}": v for k, v in matched.items()
+                   if k.startswith(("n_dropped", "n_leftover", "n_windows_unused"))})
+    shown = [f"{k} {v}" for k, v in counts.items() if v and k != "duplicates_dropped"]
+    return ", ".join(shown) or "none"
 
 
 if __name__ == "__main__":
