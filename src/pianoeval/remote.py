@@ -26,7 +26,7 @@ EXIT_NO_CREDENTIALS = 2
 
 AUTH_HELP = """\
 No Google Drive credentials for DVC remote '{remote}' ({url}), and no terminal for a browser login.
-Set up one of the two routes (README, "Data and checkpoints on Google Drive"), then rerun:
+Set up one of the two routes (README, "Remotes"), then rerun:
 
   1. Your own OAuth client (people; DVC's built-in OAuth app is blocked by Google):
        dvc remote modify --local {remote} gdrive_client_id '<id>.apps.googleusercontent.com'
