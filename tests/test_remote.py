@@ -39,12 +39,13 @@ def clean_env(home: Path) -> dict[str, str]:
 def test_gdrive_import_chain():
     # pyOpenSSL 22.0.0 next to cryptography >= 44 fails right here ("module 'lib' has no attribute
     # 'GEN_EMAIL'"), which is what broke every `dvc pull`.
-    import OpenSSL.crypto  # noqa: F401
-    import pydrive2.auth  # noqa: F401
-    import pydrive2.fs  # noqa: F401
+    import OpenSSL.crypto
+    import pydrive2.auth
+    import pydrive2.fs
     from oauth2client import crypt
 
-    assert crypt.OpenSSLSigner is not None  # oauth2client found a working pyOpenSSL
+    assert OpenSSL.crypto.sign and pydrive2.auth.GoogleAuth and pydrive2.fs.GDriveFileSystem
+    assert crypt.Signer is crypt.OpenSSLSigner  # oauth2client signs with pyOpenSSL (its first choice)
 
 
 def test_dvc_builds_gdrive_filesystem_from_repo_config(monkeypatch):

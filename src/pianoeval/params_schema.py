@@ -56,8 +56,10 @@ def _input_path(kind: str):
             p = Path(value)
             ok = p.is_file() if kind == "file" else p.is_dir()
             if not ok:
-                what = "is a directory, expected a file" if kind == "file" and p.is_dir() else \
-                    "is a file, expected a directory" if kind == "dir" and p.is_file() else f"no such {'file' if kind == 'file' else 'directory'}"
+                if p.exists():
+                    what = "is a directory, expected a file" if kind == "file" else "is a file, expected a directory"
+                else:
+                    what = "no such file" if kind == "file" else "no such directory"
                 raise ValueError(f"{what} (an input of this stage: fix the path or run the stage that makes it)")
         return value
     return check
@@ -142,7 +144,8 @@ class LogMelParams(Section):
         if hop != int(hop):
             raise ValueError(f"sample_rate / frame_rate must be a whole number of samples, got {hop:g}")
         if self.n_mels > self.n_fft // 2 + 1:
-            raise ValueError(f"n_mels={self.n_mels} exceeds the {self.n_fft // 2 + 1} frequency bins of n_fft={self.n_fft}")
+            raise ValueError(f"n_mels={self.n_mels} exceeds the {self.n_fft // 2 + 1} frequency bins of "
+                             f"n_fft={self.n_fft}")
         return self
 
 
@@ -253,7 +256,8 @@ class MasterclassSegmentsParams(Section):
     @model_validator(mode="after")
     def _bins_need_pooled_durations(self) -> MasterclassSegmentsParams:
         if self.match_bins is not None and self.duration_pool != "all":
-            raise ValueError("match_bins works on the pooled STOP durations: set duration_pool: all or match_bins: null")
+            raise ValueError("match_bins works on the pooled STOP durations: "
+                             "set duration_pool: all or match_bins: null")
         return self
 
 

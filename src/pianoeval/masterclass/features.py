@@ -174,7 +174,8 @@ def read_window(path: str | Path, start: float, end: float) -> tuple[np.ndarray,
             sr = f.samplerate
             i0, i1 = int(round(start * sr)), min(int(round(end * sr)), f.frames)
             if not 0 <= i0 < i1:
-                raise ValueError(f"{path}: window [{start}, {end}] s is empty or outside the audio ({f.frames / sr:.3f} s)")
+                raise ValueError(f"{path}: window [{start}, {end}] s is empty or outside the audio "
+                                 f"({f.frames / sr:.3f} s)")
             f.seek(i0)
             x = f.read(i1 - i0, dtype="float32", always_2d=True)
     except RuntimeError as e:  # soundfile.LibsndfileError, e.g. "flac decoder lost sync" in a damaged file
