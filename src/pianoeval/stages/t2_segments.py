@@ -1,0 +1,31 @@
+"""Stage `t2_segments`: T2 manifest -> bar-aligned ~30 s windows (the same bars for every performer of a
+score folder) and the ordinal pairs (same bars, pianists who reached different rounds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import load_params, write_json
+from ..tiers.pairs import ordinal_pairs
+from ._tier_common import segments_stage
+
+
+def main() -> None:
+    p = load_params("t2_segments")
+    sel = load_params("tiers_select")
+    if sel["t2"]["source"] != "asap":
+        raise NotImplementedError("t2_segments: source 'manifest' (recorded audio) needs fixed-length windows "
+                                  "of downloaded recordings; see docs/tiers.md for the status of that route")
+    windows, report = segments_stage("t2", Path(sel["out_dir"]) / "t2_manifest.csv", min_performers=1)
+    pairs = ordinal_pairs(windows)
+    pairs.to_csv(p["pairs"], index=False)
+    report["ordinal_pairs"] = int(len(pairs))
+    report["ordinal_pairs_folders"] = int(pairs["folder"].nunique()) if len(pairs) else 0
+    write_json("metrics/t2_segments.json", report)
+    print(f"t2_segments: {report['windows']} windows ({report['hours']:.2f} h) of {report['performances_windowed']} "
+          f"performances; excluded {report['excluded_unaligned']} unaligned, {report['excluded_too_short']} too short; "
+          f"{len(pairs)} ordinal pairs in {report['ordinal_pairs_folders']} folders")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The T2 and T3 manifests: one row per performance, from ASAP (default) or a user's competition manifest.
+
+Placement codes are the research's scale (prizes 1-6 as 1-6, finalist 7, stage 3 -> 20, stage 2 ->
+40, stage 1 -> 80, preliminary -> 160), set in params ``tiers_select.t2.placement_codes``. ASAP
+gives the round a performance was played in, never prizes: ``t2.asap_rounds`` maps R1/R2/R3 onto
+stages of that scale (default R1 -> stage1, R2 -> stage2, R3 -> final), and a performer-year's
+placement is the code of the furthest round any of its ASAP performances was played in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .asap import furthest_round
+
+T2_COLUMNS = ["id", "source", "competition", "year", "round", "performer_year", "title", "folder", "furthest_round",
+              "placement", "licence", "midi", "annotations", "score_annotations", "url", "percepiano_overlap",
+              "percepiano_pianist_ids"]
+T3_COLUMNS = ["id", "source", "performer", "title", "folder", "midi", "annotations", "score_annotations",
+              "percepiano_overlap", "percepiano_pianist_ids"]
+USER_REQUIRED = ("id", "url", "performer", "year", "round")
+
+
+def placement_code(stage: str, prize, codes: dict) -> int:
+    """Code of a pianist who reached ``stage`` (a key of ``codes``) with an optional prize 1-6."""
+    if prize is not None and not (isinstance(prize, float) and np.isnan(prize)) and str(prize).strip() != "":
+        p = int(float(prize))
+        if not 1 <= p <= 6:
+            raise ValueError(f"prize {prize!r} outside 1-6")
+        return p
+    if stage not in codes:
+        raise ValueError(f"round {stage!r} not in params tiers_select.t2.placement_codes ({', '.join(codes)})")
+    return int(codes[stage])
+
+
+def _overlap_columns(ids: pd.Series, groups: pd.Series, overlap: dict[str, set[int]]) -> tuple[list[bool], list[str]]:
+    """Flag a performance when it, or any performance of its group (performer-year), is in PercePiano."""
+    by_group: dict[str, set[int]] = {}
+    for i, g in zip(ids, groups):
+        if i in overlap and isinstance(g, str):
+            by_group.setdefault(g, set()).update(overlap[i])
+    pids = [overlap.get(i, set()) | (by_group.get(g, set()) if isinstance(g, str) else set())
+            for i, g in zip(ids, groups)]
+    return [bool(p) for p in pids], [";".join(str(x) for x in sorted(p)) for p in pids]
+
+
+def t2_from_asap(metadata: pd.DataFrame, ids: list[str], params: dict, overlap: dict[str, set[int]]) -> pd.DataFrame:
+    """T2 manifest rows for the selected ASAP performances (see the module docstring for placement)."""
+    t = metadata.set_index("id").loc[ids].reset_index()
+    stages = {int(k): v for k, v in params["asap_rounds"].items()}
+    fr = furthest_round(metadata)
+    t["furthest_round"] = t["performer_year"].map(fr).astype(int)
+    t["placement"] = [placement_code(stages[r], None, params["placement_codes"]) for r in t["furthest_round"]]
+    t["source"] = "asap"
+    t["competition"] = params["competition"]
+    t["licence"] = params["licence"]
+    t["url"] = ""
+    t["percepiano_overlap"], t["percepiano_pianist_ids"] = _overlap_columns(t["id"], t["performer_year"], overlap)
+    t["round"] = t["round"].astype(int)
+    t["year"] = t["year"].astype(int)
+    return t[T2_COLUMNS].sort_values("id").reset_index(drop=True)
+
+
+def t3_from_asap(metadata: pd.DataFrame, ids: list[str], overlap: dict[str, set[int]]) -> pd.DataFrame:
+    t = metadata.set_index("id").loc[ids].reset_index()
+    t["source"] = "asap"
+    t["percepiano_overlap"], t["percepiano_pianist_ids"] = _overlap_columns(t["id"], t["performer_year"], overlap)
+    return t[T3_COLUMNS].sort_values("id").reset_index(drop=True)
+
+
+def read_user_manifest(path: str | Path, params: dict) -> pd.DataFrame:
+    """A user's competition manifest (CSV) -> T2 manifest rows (audio recordings, no MIDI).
+
+    Columns: id, url, performer, year, round (a key of ``placement_codes``: the furthest stage the
+    pianist reached, e.g. stage1 ... final), optional prize (1-6), title, competition, licence,
+    withdrawn (1/true drops the row, counted by the caller). A performer-year is performer + year.
+    Errors name the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: competition manifest not found (params tiers_select.t2.manifest)")
+    t = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in USER_REQUIRED if c not in t.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    for col in USER_REQUIRED:
+        empty = np.flatnonzero(t[col].str.strip().to_numpy() == "")
+        if empty.size:
+            raise ValueError(f"{path}: line {empty[0] + 2}: empty {col}")
+    dup = t["id"].duplicated()
+    if dup.any():
+        i = int(np.argmax(dup.to_numpy()))
+        raise ValueError(f"{path}: line {i + 2}: id '{t['id'][i]}' repeated")
+    rows = []
+    codes = params["placement_codes"]
+    for i, r in t.iterrows():
+        try:
+            year = int(r["year"])
+            placement = placement_code(r["round"].strip(), r.get("prize", ""), codes)
+        except ValueError as e:
+            raise ValueError(f"{path}: line {i + 2}: {e}") from None
+        rows.append({"id": r["id"], "source": "manifest", "competition": r.get("competition") or params["competition"],
+                     "year": year, "round": r["round"].strip(), "performer_year": f"{r['performer']}_{year}",
+                     "title": r.get("title", ""), "folder": r.get("title", ""), "furthest_round": r["round"].strip(),
+                     "placement": placement, "licence": r.get("licence", ""), "midi": "", "annotations": "",
+                     "score_annotations": "", "url": r["url"], "percepiano_overlap": False,
+                     "percepiano_pianist_ids": "",
+                     "withdrawn": str(r.get("withdrawn", "")).strip().lower() in ("1", "true", "yes")})
+    return pd.DataFrame(rows)
