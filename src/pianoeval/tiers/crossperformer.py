@@ -143,10 +143,9 @@ def variance_split(Y: np.ndarray, folder: np.ndarray, passage: np.ndarray, perfo
         Yg = Y[rows] - Y[rows].mean(0)
         pa_mean = pd.DataFrame(Yg).groupby(t["pa"].to_numpy()).transform("mean").to_numpy()
         pe_mean = pd.DataFrame(Yg).groupby(t["pe"].to_numpy()).transform("mean").to_numpy()
-        ss[0] += (pa_mean ** 2).sum(0)
-        ss[1] += (pe_mean ** 2).sum(0)
-        ss[2] += ((Yg - pa_mean - pe_mean) ** 2).sum(0)
-        by_folder.append(ss.sum(1) - (np.sum(by_folder, axis=0) if by_folder else 0.0))
+        ss_g = np.stack([(pa_mean ** 2).sum(0), (pe_mean ** 2).sum(0), ((Yg - pa_mean - pe_mean) ** 2).sum(0)])
+        ss += ss_g
+        by_folder.append(ss_g.sum(1))
     total = ss.sum()
     shares = ss.sum(1) / total if total > 0 else np.full(3, np.nan)
     col_tot = ss.sum(0)
