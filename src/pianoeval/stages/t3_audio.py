@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._tier_common import audio_stage
+from ._tier_audio import audio_stage
 
 
 def main() -> None:

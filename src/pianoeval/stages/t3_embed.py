@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._tier_common import embed_stage
+from ._tier_embed import embed_stage
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..io import load_params, write_json
 from ..tiers.pairs import contrastive_pairs
-from ._tier_common import segments_stage
+from ._tier_segments import segments_stage
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 from ..io import load_params, write_json
 from ..labels import load_labels
 from ..midi_match import match_performances, overlap_summary
-from ..tiers.asap import load_asap_metadata, select_t2_t3
+from ..tiers.asap import check_available, load_asap_metadata, select_t2_t3
 from ..tiers.manifest import read_user_manifest, t2_from_asap, t3_from_asap
 
 
@@ -34,6 +34,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     meta = load_asap_metadata(p["asap_root"])
     sel = select_t2_t3(meta, p)
+    check_available(meta, sel["id"], p["asap_root"])
     paths = dict(zip(meta["id"], meta["midi"]))
     refs = {i: Path(p["asap_root"]) / paths[i] for i in sorted(set(sel["id"]))}
     matches, overlap, match_report = percepiano_overlap(p, refs)

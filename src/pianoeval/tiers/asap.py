@@ -191,7 +191,9 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
 
     Parameters
     ----------
-    metadata : :func:`load_asap_metadata` output (only rows with ``available`` are candidates).
+    metadata : :func:`load_asap_metadata` output. Every row is a candidate, whether or not its files are
+        present: the vendored subset and a full checkout then give the same selection (the caller
+        checks that the selected files exist).
     params : ``{"t2": {"performances_per_performer_year": k, "rounds": [...]},
         "t3": {"n_folders": F, "performers_per_folder": P, "min_performers": m, "seed": s}}``.
 
@@ -208,7 +210,7 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
     -------
     DataFrame id, tier ('t2' or 't3'; a performance in both tiers has two rows), sorted.
     """
-    t = metadata[metadata["available"]]
+    t = metadata
     p2, p3 = params["t2"], params["t3"]
     rounds = set(int(r) for r in p2["rounds"])
     lab = t[t["round"].notna()]
@@ -231,3 +233,14 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
         t3 += sorted(rng.choice(ids, size=k, replace=False).tolist())
     out = pd.concat([pd.DataFrame({"id": sorted(t2), "tier": "t2"}), pd.DataFrame({"id": t3, "tier": "t3"})])
     return out.sort_values(["tier", "id"]).reset_index(drop=True)
+
+
+def check_available(metadata: pd.DataFrame, ids, root: str | Path) -> None:
+    """Raise naming the missing performances when selected files are absent (a vendored copy with other params)."""
+    avail = dict(zip(metadata["id"], metadata["available"]))
+    missing = sorted(i for i in set(ids) if not avail[i])
+    if missing:
+        raise FileNotFoundError(
+            f"{root}: {len(missing)} selected performance(s) have no MIDI/annotation file here, e.g. {missing[:3]}: "
+            "the vendored copy holds only the default selection; point tiers_select.asap_root at a full ASAP "
+            "checkout or add them with scripts/vendor_asap.py")
