@@ -1,7 +1,9 @@
 """Rebuild the vendored ASAP subset (data/external/asap) from a full ASAP checkout.
 
 Copies, for every listed performance: its MIDI, its annotation file and its score folder's
-``midi_score_annotations.txt`` (the alignment check needs it); plus the full ``metadata.csv`` (the
+``midi_score_annotations.txt`` (the alignment check needs it); with --tiers-from-params also the MIDI
+alone of every other performance of a selected performer-year (the PercePiano overlap check matches
+them: ``overlap_check_midi_only`` in vendored_ids.txt); plus the full ``metadata.csv`` (the
 selection and the performer-year placements read every row) and ``LICENSE.md``. The README of the
 vendored folder is written by hand (facts and the licence note) and is not touched.
 
@@ -26,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from pianoeval.io import load_params  # noqa: E402
-from pianoeval.tiers.asap import METADATA, load_asap_metadata, select_t2_t3  # noqa: E402
+from pianoeval.tiers.asap import METADATA, load_asap_metadata, overlap_reference_ids, select_t2_t3  # noqa: E402
 
 KEEP = {METADATA, "LICENSE.md", "README.md", "vendored_ids.txt", "extra_ids.txt"}
 
@@ -68,6 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     files = {METADATA, "LICENSE.md"}
     for r in rows.itertuples():
         files |= {r.midi, r.annotations, r.score_annotations}
+    if a.tiers_from_params:
+        # MIDI only: the PercePiano overlap check matches every performance of a selected performer-year
+        midi = dict(zip(meta["id"], meta["midi"]))
+        for i in overlap_reference_ids(meta, sel["id"]):
+            if i not in why:
+                why[i] = {"overlap_check_midi_only"}
+                files.add(midi[i])
     dest.mkdir(parents=True, exist_ok=True)
     for old in sorted(p for p in dest.rglob("*") if p.is_file()):
         rel = str(old.relative_to(dest))

@@ -8,15 +8,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import load_params, write_json
-from ..labels import load_labels
 from ..midi_match import match_performances, overlap_summary
-from ..tiers.asap import check_available, load_asap_metadata, select_t2_t3
+from ..tiers.asap import check_available, load_asap_metadata, overlap_reference_ids, select_t2_t3
 from ..tiers.manifest import read_user_manifest, t2_from_asap, t3_from_asap
 
 
 def percepiano_overlap(p: dict, refs: dict[str, Path]) -> tuple[pd.DataFrame, dict[str, set[int]], dict]:
-    """Match every T1 (PercePiano) MIDI segment against the selected ASAP performances."""
-    labels = load_labels(p["percepiano_labels"])
+    """Match every T1 (PercePiano) MIDI segment against the selected ASAP performances and the other
+    performances of their performer-years."""
+    # read directly: pianoeval.labels imports scikit-learn (seconds of start-up for three columns)
+    labels = pd.read_csv(p["percepiano_labels"], usecols=["key", "midi_file", "pianist_id"],
+                         dtype={"key": str, "midi_file": str}, keep_default_na=False)
     midi_dir = Path(p["percepiano_midi"])
     queries = {k: midi_dir / f for k, f in zip(labels["key"], labels["midi_file"])}
     m = match_performances(queries, refs, n=int(p["match"]["ngram"]), min_fraction=float(p["match"]["min_fraction"]))
@@ -36,7 +38,12 @@ def main() -> None:
     sel = select_t2_t3(meta, p)
     check_available(meta, sel["id"], p["asap_root"])
     paths = dict(zip(meta["id"], meta["midi"]))
-    refs = {i: Path(p["asap_root"]) / paths[i] for i in sorted(set(sel["id"]))}
+    ref_ids = overlap_reference_ids(meta, sel["id"])
+    refs = {i: Path(p["asap_root"]) / paths[i] for i in ref_ids}
+    absent = [str(f) for f in refs.values() if not f.is_file()]
+    if absent:
+        raise FileNotFoundError(f"tiers_select: {len(absent)} MIDI file(s) needed by the PercePiano overlap check are "
+                                f"missing, e.g. {absent[:3]} (scripts/vendor_asap.py --tiers-from-params adds them)")
     matches, overlap, match_report = percepiano_overlap(p, refs)
 
     t2p = p["t2"]

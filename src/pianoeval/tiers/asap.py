@@ -235,6 +235,15 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
     return out.sort_values(["tier", "id"]).reset_index(drop=True)
 
 
+def overlap_reference_ids(metadata: pd.DataFrame, ids) -> list[str]:
+    """The selected performances plus every other performance of their performer-years: the set a
+    leakage check must match against (a pianist whose OTHER piece is in PercePiano is in the quality
+    model's training data too)."""
+    ids = set(ids)
+    pys = set(metadata.loc[metadata["id"].isin(ids), "performer_year"].dropna())
+    return sorted(ids | set(metadata.loc[metadata["performer_year"].isin(pys), "id"]))
+
+
 def check_available(metadata: pd.DataFrame, ids, root: str | Path) -> None:
     """Raise naming the missing performances when selected files are absent (a vendored copy with other params)."""
     avail = dict(zip(metadata["id"], metadata["available"]))

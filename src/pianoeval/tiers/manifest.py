@@ -36,12 +36,16 @@ def placement_code(stage: str, prize, codes: dict) -> int:
     return int(codes[stage])
 
 
-def _overlap_columns(ids: pd.Series, groups: pd.Series, overlap: dict[str, set[int]]) -> tuple[list[bool], list[str]]:
-    """Flag a performance when it, or any performance of its group (performer-year), is in PercePiano."""
+def _overlap_columns(ids: pd.Series, groups: pd.Series, overlap: dict[str, set[int]],
+                     metadata: pd.DataFrame) -> tuple[list[bool], list[str]]:
+    """Flag a performance when it, or any ASAP performance of its performer-year, is in PercePiano
+    (``overlap``: matched performance id -> PercePiano pianist ids)."""
+    group_of = dict(zip(metadata["id"], metadata["performer_year"]))
     by_group: dict[str, set[int]] = {}
-    for i, g in zip(ids, groups):
-        if i in overlap and isinstance(g, str):
-            by_group.setdefault(g, set()).update(overlap[i])
+    for i, pids in overlap.items():
+        g = group_of.get(i)
+        if isinstance(g, str):
+            by_group.setdefault(g, set()).update(pids)
     pids = [overlap.get(i, set()) | (by_group.get(g, set()) if isinstance(g, str) else set())
             for i, g in zip(ids, groups)]
     return [bool(p) for p in pids], [";".join(str(x) for x in sorted(p)) for p in pids]
@@ -58,7 +62,7 @@ def t2_from_asap(metadata: pd.DataFrame, ids: list[str], params: dict, overlap: 
     t["competition"] = params["competition"]
     t["licence"] = params["licence"]
     t["url"] = ""
-    t["percepiano_overlap"], t["percepiano_pianist_ids"] = _overlap_columns(t["id"], t["performer_year"], overlap)
+    t["percepiano_overlap"], t["percepiano_pianist_ids"] = _overlap_columns(t["id"], t["performer_year"], overlap, metadata)
     t["round"] = t["round"].astype(int)
     t["year"] = t["year"].astype(int)
     return t[T2_COLUMNS].sort_values("id").reset_index(drop=True)
@@ -67,7 +71,7 @@ def t2_from_asap(metadata: pd.DataFrame, ids: list[str], params: dict, overlap: 
 def t3_from_asap(metadata: pd.DataFrame, ids: list[str], overlap: dict[str, set[int]]) -> pd.DataFrame:
     t = metadata.set_index("id").loc[ids].reset_index()
     t["source"] = "asap"
-    t["percepiano_overlap"], t["percepiano_pianist_ids"] = _overlap_columns(t["id"], t["performer_year"], overlap)
+    t["percepiano_overlap"], t["percepiano_pianist_ids"] = _overlap_columns(t["id"], t["performer_year"], overlap, metadata)
     return t[T3_COLUMNS].sort_values("id").reset_index(drop=True)
 
 
