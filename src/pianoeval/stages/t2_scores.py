@@ -4,6 +4,8 @@ section validates. Writes the tier report `metrics/t2.json`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import torch
 
@@ -23,7 +25,8 @@ def main() -> None:
                           keep_default_na=False)
     scores, guard = score_windows(windows, EmbeddingStore(p["embeddings"]), p["checkpoints"])
     table = windows[KEEP].merge(scores, on="segment_id", validate="one_to_one")
-    table["overall"] = table[list(DIMENSIONS)].mean(1)
+    table["overall"] = table[list(DIMENSIONS)].mean(axis=1)
+    Path(p["out"]).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(p["out"], index=False, float_format="%.6f")
 
     pairs = pd.read_csv(p["pairs"])

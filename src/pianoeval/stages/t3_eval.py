@@ -5,6 +5,8 @@ embeddings and of the predicted quality (docs/tiers.md). Writes `metrics/t3.json
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -60,6 +62,7 @@ def main() -> None:
     o_split = variance_split(overall, folder, passage, perf)
     o_ci = variance_split_ci(o_split.pop("ss_by_folder"), n_boot=nb, seed=seed)
     o_split.pop("per_column")
+    Path(p["scores"]).parent.mkdir(parents=True, exist_ok=True)
     scores.to_csv(p["scores"], index=False, float_format="%.6f")
 
     report = {
