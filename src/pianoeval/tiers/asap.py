@@ -194,7 +194,8 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
     metadata : :func:`load_asap_metadata` output. Every row is a candidate, whether or not its files are
         present: the vendored subset and a full checkout then give the same selection (the caller
         checks that the selected files exist).
-    params : ``{"t2": {"performances_per_performer_year": k, "rounds": [...]},
+    params : ``{"t2": {"performances_per_performer_year": k, "rounds": [...], optional
+        "max_performer_years": cap (null = all), "seed": s},
         "t3": {"n_folders": F, "performers_per_folder": P, "min_performers": m, "seed": s}}``.
 
     Rules
@@ -202,7 +203,8 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
     T2: every performance with a round in ``t2.rounds``, grouped by performer-year; per performer-year
     the ``k`` performances whose score folder has the most performer-years in the round-labelled set
     (ties: later round, then id). The folder rule puts performers of the same music side by side, which
-    the ordinal pairs and the within-piece statistics need.
+    the ordinal pairs and the within-piece statistics need. ``max_performer_years`` (quick runs) keeps a
+    seeded sample of that many performer-years.
     T3: score folders with at least ``m`` performances by distinct performers; ``F`` folders drawn with
     a seeded generator, then in each ``P`` performances of distinct performers (seeded).
 
@@ -218,7 +220,13 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
     per_folder = lab.groupby("folder")["performer_year"].nunique()
     lab = lab.assign(_folder_n=lab["folder"].map(per_folder), _round=lab["round"].astype(int))
     lab = lab.sort_values(["performer_year", "_folder_n", "_round", "id"], ascending=[True, False, False, True])
-    t2 = lab.groupby("performer_year", sort=True).head(int(p2["performances_per_performer_year"]))["id"]
+    picked = lab.groupby("performer_year", sort=True).head(int(p2["performances_per_performer_year"]))
+    cap = p2.get("max_performer_years")
+    if cap is not None and picked["performer_year"].nunique() > int(cap):  # quick runs and tests
+        pys = sorted(picked["performer_year"].unique())
+        keep = set(np.random.default_rng(int(p2.get("seed", 0))).choice(pys, size=int(cap), replace=False))
+        picked = picked[picked["performer_year"].isin(keep)]
+    t2 = picked["id"]
 
     rng = np.random.default_rng(int(p3["seed"]))
     first_take = t.sort_values("id").drop_duplicates(["folder", "performer"])
