@@ -169,7 +169,7 @@ def t2_validation(table: pd.DataFrame, names: Sequence[str] = DIMENSIONS, *, n_b
     bad = t.groupby("performer_year")["placement"].nunique() > 1
     if bad.any():
         raise ValueError(f"competition table: performer-year '{bad[bad].index[0]}' has several placements")
-    t["overall"] = t[names].mean(1)
+    t["overall"] = t[names].mean(axis=1)
     groups, gi = np.unique(t["performer_year"].to_numpy(str), return_inverse=True)
     g_place = t.groupby("performer_year")["placement"].first().loc[groups].to_numpy(float)
     baseline_cols = {}

@@ -64,28 +64,56 @@ def group_permutation_p(X: np.ndarray, group_values: np.ndarray, group_index: np
     return rho, np.where(np.isfinite(rho), p, np.nan)
 
 
+def _weighted_ranks(values: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Average ranks of ``values`` (N,) in each weighted sample (rows of W (B, N): how many times each
+    row is drawn), equal to ``rankdata`` of the sample with row i repeated W[b, i] times."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    block = np.zeros((W.shape[0], len(uniq)))
+    np.add.at(block.T, inv, W.T)  # total weight of each distinct value, per sample
+    before = np.cumsum(block, axis=1) - block
+    return (before + (block + 1.0) / 2.0)[:, inv]
+
+
+def _weighted_corr(A: np.ndarray, b: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Weighted Pearson r per sample: A (B, N, q), b (B, N), W (B, N) -> (B, q)."""
+    w = W / W.sum(1, keepdims=True)
+    A = A - np.einsum("bn,bnq->bq", w, A)[:, None, :]
+    b = b - (w * b).sum(1, keepdims=True)
+    num = np.einsum("bn,bnq,bn->bq", w, A, b)
+    den = np.sqrt(np.einsum("bn,bnq->bq", w, A * A) * (w * b * b).sum(1, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
+
+
 def group_bootstrap_ci(X: np.ndarray, y: np.ndarray, group_index: np.ndarray, *, n_boot: int, seed: int,
                        level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile CI of Spearman rho (X columns vs y) resampling whole groups with replacement.
 
-    Returns (low (q,), high (q,)); resamples where a variable is constant are skipped.
+    Each resample is a weight per row (how often its group was drawn); ranks and correlations are
+    computed on the weighted sample, which equals the rho of the explicitly duplicated rows (a test
+    checks this) at a fraction of the cost. Resamples where a variable is constant are skipped.
+
+    Returns (low (q,), high (q,)).
     """
     X = np.asarray(X, dtype=float)
     X = X[:, None] if X.ndim == 1 else X
     y = np.asarray(y, dtype=float)
-    gi = np.asarray(group_index, dtype=np.int64)
-    groups = np.unique(gi)
-    members = [np.flatnonzero(gi == g) for g in groups]
+    gi = np.unique(np.asarray(group_index), return_inverse=True)[1].ravel()
+    G = gi.max() + 1
     rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        rows = np.concatenate([members[k] for k in rng.integers(0, len(groups), len(groups))])
-        boots.append(spearman_columns(X[rows], y[rows]))
-    B = np.asarray(boots)
+    draws = rng.integers(0, G, size=(n_boot, G))
+    counts = np.zeros((n_boot, G))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), G), draws.ravel()), 1.0)
+    W = counts[:, gi]  # (B, N)
+    ry = _weighted_ranks(y, W)
+    RX = np.stack([_weighted_ranks(X[:, j], W) for j in range(X.shape[1])], axis=2)  # (B, N, q)
+    B = _weighted_corr(RX, ry, W)
     alpha = (1.0 - level) / 2.0
-    with np.errstate(invalid="ignore"):
-        low = np.nanquantile(B, alpha, axis=0) if np.isfinite(B).any() else np.full(X.shape[1], np.nan)
-        high = np.nanquantile(B, 1.0 - alpha, axis=0) if np.isfinite(B).any() else np.full(X.shape[1], np.nan)
+    low, high = np.full(X.shape[1], np.nan), np.full(X.shape[1], np.nan)
+    for j in range(X.shape[1]):
+        ok = np.isfinite(B[:, j])
+        if ok.any():
+            low[j], high[j] = np.quantile(B[ok, j], alpha), np.quantile(B[ok, j], 1.0 - alpha)
     return low, high
 
 
