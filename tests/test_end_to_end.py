@@ -24,6 +24,16 @@ OVERRIDES = {
     ("train_quality", "mlp", "max_epochs"): 30,
     # Each player has 4 segments of the Beethoven work in this subset.
     ("masterclass_simulate", "min_segments"): 4,
+    # T2/T3 on a few ASAP performances with short windows
+    ("tiers_select", "t2", "max_performer_years"): 8,
+    ("tiers_select", "t3", "n_folders"): 2,
+    ("t2_segments", "target_seconds"): 8.0,
+    ("t3_segments", "target_seconds"): 8.0,
+    ("t3_segments", "windows_per_performance"): 2,
+    ("t3_eval", "n_boot"): 100,
+    ("t3_eval", "n_perm"): 20,
+    ("audit", "competition", "n_boot"): 200,
+    ("audit", "competition", "n_perm"): 200,
 }
 
 

@@ -21,8 +21,13 @@ def audio_stage(tier: str) -> dict:
     cfg = SynthConfig(soundfont=str(resolve_soundfont(r["soundfont"])), sample_rate=r["sample_rate"], gain=r["gain"],
                       tail_seconds=r["tail_seconds"])
     t0 = time.perf_counter()
-    report = render_windows(windows, sel["asap_root"], cfg, p["out_dir"], peak_target=r["peak_target"],
-                            workers=r["workers"])
+    if tier == "t2" and sel["t2"]["source"] == "manifest":  # real recordings: cut, no rendering
+        from ..tiers.recordings import cut_recordings
+
+        report = cut_recordings(windows, sel["t2"]["recordings_dir"], p["out_dir"], r["sample_rate"])
+    else:
+        report = render_windows(windows, sel["asap_root"], cfg, p["out_dir"], peak_target=r["peak_target"],
+                                workers=r["workers"])
     write_json(f"metrics/{tier}_audio.json", report)
     print(f"{tier}_audio: {report['rendered']} windows, {report['total_hours']:.2f} h rendered, "
           f"{report['excluded_bad_midi']} excluded, global scale {report['global_scale']:.3f} "

@@ -21,3 +21,14 @@ def segments_stage(tier: str, manifest_path: Path, *, min_performers: int) -> tu
     Path(p["out"]).parent.mkdir(parents=True, exist_ok=True)
     windows.to_csv(p["out"], index=False, float_format="%.6f")
     return windows, report
+
+
+def recording_segments(manifest_path: Path, p: dict, recordings_dir: str) -> tuple[pd.DataFrame, dict]:
+    from ..tiers.recordings import recording_windows
+
+    manifest = pd.read_csv(manifest_path, dtype={"id": str}, keep_default_na=False)
+    windows, report = recording_windows(manifest, recordings_dir, target_seconds=float(p["target_seconds"]),
+                                        count=int(p["windows_per_performance"]))
+    Path(p["out"]).parent.mkdir(parents=True, exist_ok=True)
+    windows.to_csv(p["out"], index=False, float_format="%.6f")
+    return windows, report

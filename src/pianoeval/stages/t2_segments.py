@@ -7,16 +7,17 @@ from pathlib import Path
 
 from ..io import load_params, write_json
 from ..tiers.pairs import ordinal_pairs
-from ._tier_segments import segments_stage
+from ._tier_segments import recording_segments, segments_stage
 
 
 def main() -> None:
     p = load_params("t2_segments")
     sel = load_params("tiers_select")
-    if sel["t2"]["source"] != "asap":
-        raise NotImplementedError("t2_segments: source 'manifest' (recorded audio) needs fixed-length windows "
-                                  "of downloaded recordings; see docs/tiers.md for the status of that route")
-    windows, report = segments_stage("t2", Path(sel["out_dir"]) / "t2_manifest.csv", min_performers=1)
+    manifest = Path(sel["out_dir"]) / "t2_manifest.csv"
+    if sel["t2"]["source"] == "manifest":  # real recordings: fixed-length windows, no bars
+        windows, report = recording_segments(manifest, p, sel["t2"]["recordings_dir"])
+    else:
+        windows, report = segments_stage("t2", manifest, min_performers=1)
     pairs = ordinal_pairs(windows)
     pairs.to_csv(p["pairs"], index=False)
     report["ordinal_pairs"] = int(len(pairs))
