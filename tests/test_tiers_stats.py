@@ -38,6 +38,8 @@ def test_planted_monotone_relation_is_found():
     seg = res["segment"]["overall"]
     assert seg["rho"] < -0.4 and seg["ci_high"] < 0 and res["segment"]["n"] == 118
     assert res["headline"]["performer_year.n_dims_holm_lt_0.05"] >= 10
+    # every performer-year played both pieces: the within-piece rho keeps the planted relation
+    assert res["within_piece"]["n_pieces"] == 2 and res["within_piece"]["rho"] < -0.4
     # the duration baseline is unrelated by construction
     assert abs(res["performer_year"]["baselines"]["duration"]["rho"]) < 0.35
 

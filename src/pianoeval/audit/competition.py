@@ -151,7 +151,9 @@ def t2_validation(table: pd.DataFrame, names: Sequence[str] = DIMENSIONS, *, n_b
     Returns
     -------
     dict: ``segment`` and ``performer_year`` levels, each {n, n_groups, overall {rho, ci, p}, per_dim
-    {name: rho, p, p_holm}, baselines}, ``excluded``, ``headline``.
+    {name: rho, p, p_holm}, baselines (duration; piece_mean = the mean prediction of the piece played)},
+    ``within_piece`` (pieces played by >= 2 performer-years: the overall score minus its piece's mean),
+    ``excluded``, ``headline``.
     """
     names = list(names)
     missing = [c for c in ["placement", "performer_year", *names] if c not in table.columns]
@@ -176,7 +178,6 @@ def t2_validation(table: pd.DataFrame, names: Sequence[str] = DIMENSIONS, *, n_b
     if "folder" in t.columns:
         piece_mean = t.groupby("folder")["overall"].transform("mean")
         baseline_cols["piece_mean"] = piece_mean.to_numpy()  # which piece was played, nothing else
-        baseline_cols["overall_within_piece"] = (t["overall"] - piece_mean).to_numpy()
     if "seconds" in t.columns:
         baseline_cols["duration"] = t["seconds"].to_numpy(float)
 
@@ -198,6 +199,19 @@ def t2_validation(table: pd.DataFrame, names: Sequence[str] = DIMENSIONS, *, n_b
     py_values = pd.DataFrame(seg_values).groupby(gi).mean().to_numpy()
     py = level(py_values, np.arange(len(groups)), g_place, 1)
     py.update(n=int(len(groups)), n_groups=int(len(groups)))
+    within = None
+    if "folder" in t.columns:
+        # Within piece: only pieces played by >= 2 performer-years; the overall score minus the piece's mean
+        n_py = t.groupby("folder")["performer_year"].transform("nunique")
+        sub = t[n_py.to_numpy() >= 2].reset_index(drop=True)
+        if sub["performer_year"].nunique() >= 3:
+            centred = (sub["overall"] - sub.groupby("folder")["overall"].transform("mean")).to_numpy()
+            sg, sgi = np.unique(sub["performer_year"].to_numpy(str), return_inverse=True)
+            s_place = sub.groupby("performer_year")["placement"].first().loc[sg].to_numpy(float)
+            rho_w, p_w = group_permutation_p(centred, s_place, sgi, n_perm=n_perm, seed=seed + 2)
+            lo_w, hi_w = group_bootstrap_ci(centred, sub["placement"].to_numpy(float), sgi, n_boot=n_boot, seed=seed + 2)
+            within = {"n": int(len(sub)), "n_performer_years": int(len(sg)), "n_pieces": int(sub["folder"].nunique()),
+                      "rho": _fl(rho_w[0]), "ci_low": _fl(lo_w[0]), "ci_high": _fl(hi_w[0]), "p_perm": _fl(p_w[0])}
     n_holm = {lvl: int(sum(v["p_holm"] is not None and v["p_holm"] < 0.05 for v in r["per_dim"].values()))
               for lvl, r in (("segment", seg), ("performer_year", py))}
     return {
@@ -205,7 +219,7 @@ def t2_validation(table: pd.DataFrame, names: Sequence[str] = DIMENSIONS, *, n_b
         "n_rows_in": n_in, "excluded": {"percepiano_overlap": n_overlap if exclude_overlap else 0},
         "n_overlap_rows": n_overlap, "placement_counts_performer_years": {
             str(int(k)): int(v) for k, v in pd.Series(g_place).value_counts().sort_index().items()},
-        "segment": seg, "performer_year": py, "n_boot": n_boot, "n_perm": n_perm,
+        "segment": seg, "performer_year": py, "within_piece": within, "n_boot": n_boot, "n_perm": n_perm,
         "headline": {
             "n_segments": seg["n"], "n_performer_years": py["n"],
             "excluded_percepiano_overlap": n_overlap if exclude_overlap else 0,
@@ -216,6 +230,8 @@ def t2_validation(table: pd.DataFrame, names: Sequence[str] = DIMENSIONS, *, n_b
             "performer_year.n_dims_holm_lt_0.05": n_holm["performer_year"],
             "segment.n_dims_holm_lt_0.05": n_holm["segment"],
             **{f"baseline.{b}.performer_year.rho": py["baselines"][b]["rho"] for b in baseline_cols},
+            **({f"within_piece.{k}": within[k] for k in ("n", "n_pieces", "rho", "ci_low", "ci_high", "p_perm")}
+               if within else {}),
         },
     }
 

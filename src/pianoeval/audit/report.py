@@ -109,7 +109,7 @@ def plot_downstream(table: pd.DataFrame, path: str) -> None:
         t = table[table["variant"] == v].set_index("feature_set").reindex(sets)
         auc = t["auc"].to_numpy(float)
         err = np.vstack([auc - t["auc_ci_low"].to_numpy(float), t["auc_ci_high"].to_numpy(float) - auc])
-        ax.barh(y + i * h - 0.4 + h / 2, np.nan_to_f(auc), height=h, xerr=np.nan_to_f(err), capsize=2, label=v)
+        ax.barh(y + i * h - 0.4 + h / 2, np.nan_to_num(auc), height=h, xerr=np.nan_to_num(err), capsize=2, label=v)
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_yticks(y, sets)
     ax.invert_yaxis()
@@ -409,6 +409,9 @@ def _t2_text(comp: dict) -> str:
     rows = [row(f"overall ({lvl})", r["overall"]) for lvl, r in (("segment", seg), ("performer-year", py))]
     rows += [row(f"baseline {b} ({lvl})", v) for lvl, r in (("segment", seg), ("performer-year", py))
              for b, v in r["baselines"].items()]
+    w = comp.get("within_piece")
+    if w:
+        rows.append(row(f"overall within piece ({w['n']} segments, {w['n_pieces']} pieces with >= 2 performer-years)", w))
     dims = [[k, v["rho"], f"[{_f(v['ci_low'])}, {_f(v['ci_high'])}]", v["p_perm"], v["p_holm"]]
             for k, v in py["per_dim"].items()]
     return (head + _table(["predictor", "Spearman rho", "95% CI", "p"], rows)
