@@ -136,3 +136,16 @@ def test_placement_codes_and_user_manifest(tmp_path):
     path.write_text("id,url,performer,year\na,u,Kim,2021\n")
     with pytest.raises(ValueError, match=r"missing columns \['round'\]"):
         read_user_manifest(path, T2P)
+
+
+def test_smaller_settings_select_subsets_of_the_default(tmp_path):
+    from tiers_fixtures import make_asap, maestro
+    pieces = {f"C/P{f}": [{"stem": f"N{chr(65 + f)}x{chr(65 + k)}01", "maestro": maestro(1 + k % 3, 2008 + f, k), "bar_seconds": 2.0,
+                           "velocity": 50 + k} for k in range(5)] for f in range(6)}
+    meta = load_asap_metadata(make_asap(tmp_path, pieces, n_bars=4))
+    big = {"t2": {**SEL["t2"], "max_performer_years": 20, "seed": 3},
+           "t3": {"n_folders": 5, "performers_per_folder": 4, "min_performers": 3, "seed": 3}}
+    small = {"t2": {**big["t2"], "max_performer_years": 4}, "t3": {**big["t3"], "n_folders": 2, "performers_per_folder": 2}}
+    a, b = select_t2_t3(meta, big), select_t2_t3(meta, small)
+    assert (b["tier"] == "t2").sum() == 4 and (b["tier"] == "t3").sum() == 4
+    assert set(b["id"]) <= set(a["id"])

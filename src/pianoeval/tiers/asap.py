@@ -20,6 +20,7 @@ Facts the rules rely on (checked by the tests on generated files):
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -205,8 +206,9 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
     (ties: later round, then id). The folder rule puts performers of the same music side by side, which
     the ordinal pairs and the within-piece statistics need. ``max_performer_years`` (quick runs) keeps a
     seeded sample of that many performer-years.
-    T3: score folders with at least ``m`` performances by distinct performers; ``F`` folders drawn with
-    a seeded generator, then in each ``P`` performances of distinct performers (seeded).
+    T3: score folders with at least ``m`` performances by distinct performers; the first ``F`` of a
+    seeded order of them, then in each the first ``P`` of a seeded order of its performers (one
+    performance each). Smaller ``F``, ``P`` or ``max_performer_years`` select subsets of the default.
 
     Returns
     -------
@@ -224,21 +226,24 @@ def select_t2_t3(metadata: pd.DataFrame, params: dict) -> pd.DataFrame:
     cap = p2.get("max_performer_years")
     if cap is not None and picked["performer_year"].nunique() > int(cap):  # quick runs and tests
         pys = sorted(picked["performer_year"].unique())
-        keep = set(np.random.default_rng(int(p2.get("seed", 0))).choice(pys, size=int(cap), replace=False))
+        order = np.random.default_rng(int(p2.get("seed", 0))).permutation(len(pys))
+        keep = {pys[i] for i in order[:int(cap)]}
         picked = picked[picked["performer_year"].isin(keep)]
     t2 = picked["id"]
 
-    rng = np.random.default_rng(int(p3["seed"]))
+    # Nested draws: a seeded order of the candidate folders, and per folder a seeded order of its
+    # performers seeded by (seed, folder); taking fewer folders or performers (quick runs) keeps a
+    # subset of the default selection, so the vendored copy serves every smaller setting.
     first_take = t.sort_values("id").drop_duplicates(["folder", "performer"])
     counts = first_take.groupby("folder").size()
     folders = sorted(counts[counts >= int(p3["min_performers"])].index)
-    n_f = min(int(p3["n_folders"]), len(folders))
-    chosen = sorted(rng.choice(folders, size=n_f, replace=False).tolist()) if n_f else []
+    order = np.random.default_rng(int(p3["seed"])).permutation(len(folders))
+    chosen = sorted(folders[i] for i in order[:int(p3["n_folders"])])
     t3 = []
     for f in chosen:
         ids = sorted(first_take.loc[first_take["folder"] == f, "id"])
-        k = min(int(p3["performers_per_folder"]), len(ids))
-        t3 += sorted(rng.choice(ids, size=k, replace=False).tolist())
+        rng = np.random.default_rng([int(p3["seed"]), zlib.crc32(f.encode())])
+        t3 += sorted(ids[i] for i in rng.permutation(len(ids))[:int(p3["performers_per_folder"])])
     out = pd.concat([pd.DataFrame({"id": sorted(t2), "tier": "t2"}), pd.DataFrame({"id": t3, "tier": "t3"})])
     return out.sort_values(["tier", "id"]).reset_index(drop=True)
 
