@@ -130,11 +130,11 @@ def test_placement_codes_and_user_manifest(tmp_path):
     t = read_user_manifest(path, T2P)
     assert t["placement"].tolist() == [1, 40, 160] and t["withdrawn"].tolist() == [False, False, True]
     assert t["performer_year"].tolist() == ["Kim_2021", "Lee_2021", "Park_2021"]
-    path.write_text("id,url,performer,year,round\na,u,Kim,2021,semifinal\n")
+    path.write_text("id,url,performer,year,round\na,https://x/a,Kim,2021,semifinal\n")
     with pytest.raises(ValueError, match=r"chopin2021.csv: line 2: round 'semifinal' not in"):
         read_user_manifest(path, T2P)
-    path.write_text("id,url,performer,year\na,u,Kim,2021\n")
-    with pytest.raises(ValueError, match=r"missing columns \['round'\]"):
+    path.write_text("id,url,performer,year,round,prize\na,https://x/a,Kim,2021,final,9\nb,ftp://x,Lee,2021,final,\n")
+    with pytest.raises(ValueError, match=r"chopin2021.csv:2: .*prize.*\n.*chopin2021.csv:3: .*url"):
         read_user_manifest(path, T2P)
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
+
+from ..acquire import ManifestRow, read_manifest
 
 from .asap import furthest_round
 
@@ -21,7 +24,6 @@ T2_COLUMNS = ["id", "source", "competition", "year", "round", "performer_year", 
               "percepiano_pianist_ids"]
 T3_COLUMNS = ["id", "source", "performer", "title", "folder", "midi", "annotations", "score_annotations",
               "percepiano_overlap", "percepiano_pianist_ids"]
-USER_REQUIRED = ("id", "url", "performer", "year", "round")
 
 
 def placement_code(stage: str, prize, codes: dict) -> int:
@@ -75,42 +77,42 @@ def t3_from_asap(metadata: pd.DataFrame, ids: list[str], overlap: dict[str, set[
     return t[T3_COLUMNS].sort_values("id").reset_index(drop=True)
 
 
-def read_user_manifest(path: str | Path, params: dict) -> pd.DataFrame:
-    """A user's competition manifest (CSV) -> T2 manifest rows (audio recordings, no MIDI).
+class CompetitionRow(ManifestRow):
+    """A competition manifest row (the acquisition module's row plus T2's label fields).
 
-    Columns: id, url, performer, year, round (a key of ``placement_codes``: the furthest stage the
-    pianist reached, e.g. stage1 ... final), optional prize (1-6), title, competition, licence,
-    withdrawn (1/true drops the row, counted by the caller). A performer-year is performer + year.
-    Errors name the file and line.
+    ``round`` is the furthest stage the pianist reached (a key of ``placement_codes``: preliminary,
+    stage1, stage2, stage3, final); ``prize`` 1-6 for prize winners; ``withdrawn`` (inherited) drops
+    the row from every stage.
+    """
+
+    performer: str = Field(min_length=1)
+    year: int
+    round: str = Field(min_length=1)
+    prize: int | None = Field(None, ge=1, le=6)
+    title: str = ""
+    competition: str = ""
+    licence: str = ""
+
+
+def read_user_manifest(path: str | Path, params: dict) -> pd.DataFrame:
+    """A user's competition manifest (CSV or JSONL, :class:`CompetitionRow`) -> T2 manifest rows.
+
+    Parsed by :func:`pianoeval.acquire.read_manifest` (every bad row listed as ``file:line: reason``);
+    a round outside ``placement_codes`` raises naming the file and line. A performer-year is
+    performer + year. The ``withdrawn`` column is returned for the caller to drop and count.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: competition manifest not found (params tiers_select.t2.manifest)")
-    t = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in USER_REQUIRED if c not in t.columns]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
-    for col in USER_REQUIRED:
-        empty = np.flatnonzero(t[col].str.strip().to_numpy() == "")
-        if empty.size:
-            raise ValueError(f"{path}: line {empty[0] + 2}: empty {col}")
-    dup = t["id"].duplicated()
-    if dup.any():
-        i = int(np.argmax(dup.to_numpy()))
-        raise ValueError(f"{path}: line {i + 2}: id '{t['id'][i]}' repeated")
-    rows = []
+    rows = read_manifest(path, CompetitionRow)
     codes = params["placement_codes"]
-    for i, r in t.iterrows():
-        try:
-            year = int(r["year"])
-            placement = placement_code(r["round"].strip(), r.get("prize", ""), codes)
-        except ValueError as e:
-            raise ValueError(f"{path}: line {i + 2}: {e}") from None
-        rows.append({"id": r["id"], "source": "manifest", "competition": r.get("competition") or params["competition"],
-                     "year": year, "round": r["round"].strip(), "performer_year": f"{r['performer']}_{year}",
-                     "title": r.get("title", ""), "folder": r.get("title", ""), "furthest_round": r["round"].strip(),
-                     "placement": placement, "licence": r.get("licence", ""), "midi": "", "annotations": "",
-                     "score_annotations": "", "url": r["url"], "percepiano_overlap": False,
-                     "percepiano_pianist_ids": "",
-                     "withdrawn": str(r.get("withdrawn", "")).strip().lower() in ("1", "true", "yes")})
-    return pd.DataFrame(rows)
+    bad = [(k + 2, r.round) for k, r in enumerate(rows) if r.round not in codes]
+    if bad:
+        raise ValueError(f"{path}: line {bad[0][0]}: round {bad[0][1]!r} not in params tiers_select.t2.placement_codes "
+                         f"({', '.join(codes)}) ({len(bad)} such rows)")
+    out = [{"id": r.id, "source": "manifest", "competition": r.competition or params["competition"], "year": r.year,
+            "round": r.round, "performer_year": f"{r.performer}_{r.year}", "title": r.title, "folder": r.title,
+            "furthest_round": r.round, "placement": placement_code(r.round, r.prize, codes), "licence": r.licence,
+            "midi": "", "annotations": "", "score_annotations": "", "url": r.url, "percepiano_overlap": False,
+            "percepiano_pianist_ids": "", "withdrawn": r.withdrawn} for r in rows]
+    return pd.DataFrame(out)

@@ -6,9 +6,9 @@ evenly over each recording (the same rule as bar windows: window i of W back-to-
 so the ordinal pairs (same title, same grid position, different placement) are approximate: the
 same place in the piece, not verified to be the same bars.
 
-Audio is found as ``<recordings_dir>/<id>.<ext>`` (suffix matched case-insensitively) and decoded
-with soundfile (wav, flac, ogg/vorbis/opus, mp3); formats soundfile cannot read (m4a, webm) need the
-acquisition module's decoder (the real-recordings issue) or a conversion first.
+Audio is found as ``<recordings_dir>/<id>.<ext>`` (what :mod:`pianoeval.acquire` writes, or files
+you put there; suffix matched case-insensitively, any format of :mod:`pianoeval.audio_io`: wav, flac,
+mp3, m4a, webm, opus, ogg...) and decoded with :func:`pianoeval.audio_io.load_audio` (PyAV).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..audio_io import AUDIO_SUFFIXES, audio_info, load_audio
 from .segments import WINDOW_COLUMNS, segment_id
 from .windows import spread_starts
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
 
 def find_recording(folder: str | Path, rec_id: str) -> Path:
@@ -31,7 +31,7 @@ def find_recording(folder: str | Path, rec_id: str) -> Path:
     if not hits:
         others = sorted(p.name for p in folder.glob(f"{rec_id}.*"))
         raise FileNotFoundError(f"{folder}: no audio for manifest id '{rec_id}' (looked for {', '.join(AUDIO_SUFFIXES)}"
-                                + (f"; found {others}: convert or decode them with the acquisition module" if others else "")
+                                + (f"; found {others}" if others else "")
                                 + ")")
     if len(hits) > 1:
         raise ValueError(f"{folder}: several audio files for manifest id '{rec_id}': {[h.name for h in hits]}")
@@ -41,12 +41,10 @@ def find_recording(folder: str | Path, rec_id: str) -> Path:
 def recording_windows(manifest: pd.DataFrame, recordings_dir: str | Path, *, target_seconds: float,
                       count: int) -> tuple[pd.DataFrame, dict]:
     """Windows of each manifest recording (columns id, title + the manifest's own); report counts short ones."""
-    import soundfile as sf
-
     rows, short = [], []
     for r in manifest.sort_values("id").itertuples():
         path = find_recording(recordings_dir, r.id)
-        duration = sf.info(str(path)).duration
+        duration = audio_info(path).duration
         starts = spread_starts(int(duration // target_seconds) + 1, 1, count)
         if starts is None:
             short.append(r.id)
@@ -74,10 +72,7 @@ def cut_recordings(windows: pd.DataFrame, recordings_dir: str | Path, out_dir: s
     """
     import shutil
 
-    import soundfile as sf
-
     from ..audio_store import AudioStoreWriter
-    from ..extractors.base import resample
 
     out = Path(out_dir)
     if out.exists():
@@ -86,8 +81,7 @@ def cut_recordings(windows: pd.DataFrame, recordings_dir: str | Path, out_dir: s
     order = {s: k for k, s in enumerate(windows["segment_id"])}
     pieces = {}
     for rec_id, g in windows.groupby("performance_id", sort=True):
-        audio, sr = sf.read(str(find_recording(recordings_dir, rec_id)), dtype="float32", always_2d=True)
-        audio = resample(audio.mean(1), sr, sample_rate)
+        audio = load_audio(find_recording(recordings_dir, rec_id), sample_rate)
         for r in g.itertuples():
             a, b = int(round(r.start * sample_rate)), int(round(r.end * sample_rate))
             pieces[r.segment_id] = np.clip(audio[a:b], -1.0, 1.0)
