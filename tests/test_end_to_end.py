@@ -31,6 +31,16 @@ OVERRIDES = {
     ("masterclass_simulate", "min_segments"): 4,
     # The documented skip mode must carry a whole `dvc repro` (BAD_MIDI is made unreadable below).
     ("render", "on_bad_midi"): "skip",
+    # T2/T3 on a few ASAP performances with short windows
+    ("tiers_select", "t2", "max_performer_years"): 8,
+    ("tiers_select", "t3", "n_folders"): 2,
+    ("t2_segments", "target_seconds"): 8.0,
+    ("t3_segments", "target_seconds"): 8.0,
+    ("t3_segments", "windows_per_performance"): 2,
+    ("t3_eval", "n_boot"): 100,
+    ("t3_eval", "n_perm"): 20,
+    ("audit", "competition", "n_boot"): 200,
+    ("audit", "competition", "n_perm"): 200,
 }
 # A labeled score rendition: every stage downstream of render must drop and count it (students'
 # files are all needed: the subset has exactly the 12 pianists the 12 simulated sessions use).

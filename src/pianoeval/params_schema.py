@@ -287,6 +287,127 @@ class MasterclassClassifyParams(Section):
     seed: Seed
 
 
+# --------------------------------------------------------------------------- downloads (pianoeval.acquire)
+class DownloadParams(Section):
+    """yt-dlp settings shared by every downloading stage; ``pianoeval.acquire.FetchOptions`` is this class.
+    The one section type with defaults: library callers may give only what they change."""
+
+    format: Annotated[str, Field(min_length=1)] = "bestaudio/best"
+    retries: NonNegativeInt = 10                 # HTTP retries of one download
+    fragment_retries: NonNegativeInt = 10        # per fragment of DASH/HLS downloads
+    extractor_retries: NonNegativeInt = 3        # retries of the metadata extraction on known transient errors
+    ratelimit: PositiveInt | None = None         # bytes per second; None = unlimited
+    sleep_interval: NonNegativeFloat = 0.0       # seconds before each download (lower bound when max is set)
+    max_sleep_interval: NonNegativeFloat | None = None  # random sleep in [sleep_interval, max] before each download
+    sleep_interval_requests: NonNegativeFloat = 0.0     # seconds between the requests of one extraction
+    socket_timeout: PositiveFloat = 30.0
+    cookies_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "PIANOEVAL_COOKIES_FILE"  # env var holding a cookies.txt path
+
+    @model_validator(mode="after")
+    def _sleep_range(self) -> DownloadParams:
+        if self.max_sleep_interval is not None and self.max_sleep_interval < self.sleep_interval:
+            raise ValueError(f"max_sleep_interval={self.max_sleep_interval} < sleep_interval={self.sleep_interval}")
+        return self
+
+
+# --------------------------------------------------------------------------- T2 / T3 tiers (ASAP)
+class TierMatch(Section):
+    ngram: Annotated[int, Field(ge=2)]
+    min_fraction: OpenFraction
+
+
+class T2Selection(Section):
+    source: Literal["asap", "manifest"]
+    manifest: InputFile
+    recordings_dir: InputDir
+    competition: Annotated[str, Field(min_length=1)]
+    licence: Annotated[str, Field(min_length=1)]
+    rounds: Annotated[list[Annotated[int, Field(ge=1, le=3)]], Field(min_length=1)]
+    performances_per_performer_year: PositiveInt
+    max_performer_years: PositiveInt | None
+    seed: Seed
+    asap_rounds: dict[Annotated[int, Field(ge=1, le=3)], Annotated[str, Field(min_length=1)]]
+    placement_codes: dict[Annotated[str, Field(min_length=1)], PositiveInt]
+
+    @model_validator(mode="after")
+    def _rounds_have_codes(self) -> T2Selection:
+        missing = [r for r in self.rounds if r not in self.asap_rounds]
+        if missing:
+            raise ValueError(f"rounds {missing} have no entry in asap_rounds")
+        unknown = sorted({s for s in self.asap_rounds.values() if s not in self.placement_codes})
+        if unknown:
+            raise ValueError(f"asap_rounds stages {unknown} have no placement code")
+        return self
+
+
+class T3Selection(Section):
+    min_performers: Annotated[int, Field(ge=2)]
+    n_folders: PositiveInt
+    performers_per_folder: Annotated[int, Field(ge=2)]
+    seed: Seed
+
+
+class TiersSelectParams(Section):
+    asap_root: InputDir
+    percepiano_labels: InputFile
+    percepiano_midi: InputDir
+    out_dir: OutputPath
+    match: TierMatch
+    t2: T2Selection
+    t3: T3Selection
+
+
+class T2FetchParams(Section):
+    enabled: bool
+    out_dir: OutputPath
+    on_failure: OnError
+    download: DownloadParams
+
+
+class TierSegmentsParams(Section):
+    out: OutputPath
+    pairs: OutputPath
+    target_seconds: PositiveFloat
+    windows_per_performance: PositiveInt
+    pre_roll: NonNegativeFloat
+
+
+class TierAudioParams(Section):
+    segments: InputFile
+    out_dir: OutputPath
+
+
+class TierEmbedParams(Section):
+    audio: InputDir
+    out: OutputPath
+
+
+class T2ScoresParams(Section):
+    segments: InputFile
+    pairs: InputFile
+    embeddings: InputFile
+    checkpoints: InputDir
+    out: OutputPath
+
+
+class T3EvalParams(Section):
+    segments: InputFile
+    embeddings: InputFile
+    checkpoints: InputDir
+    scores: OutputPath
+    n_boot: PositiveInt
+    n_perm: PositiveInt
+    seed: Seed
+
+
+class AuditCompetition(Section):
+    table: InputFile
+    n_boot: PositiveInt
+    n_perm: PositiveInt
+    seed: Seed
+    exclude_percepiano_overlap: bool
+
+
 # --------------------------------------------------------------------------- audit
 class AuditMasterclassInputs(Section):
     segments: InputFile
@@ -376,7 +497,7 @@ class AuditParams(Section):
     embeddings: InputFile
     annotations: InputFile
     masterclass: AuditMasterclassInputs
-    competition: InputFile | None
+    competition: AuditCompetition | None  # T2 validation; null skips the section
     report: OutputPath
     markdown: OutputPath
     figures: OutputPath
@@ -406,6 +527,16 @@ SCHEMAS: dict[str, type[Section]] = {
     "masterclass_scores": MasterclassScoresParams,
     "masterclass_classify": MasterclassClassifyParams,
     "audit": AuditParams,
+    "tiers_select": TiersSelectParams,
+    "t2_fetch": T2FetchParams,
+    "t2_segments": TierSegmentsParams,
+    "t2_audio": TierAudioParams,
+    "t2_embed": TierEmbedParams,
+    "t2_scores": T2ScoresParams,
+    "t3_segments": TierSegmentsParams,
+    "t3_audio": TierAudioParams,
+    "t3_embed": TierEmbedParams,
+    "t3_eval": T3EvalParams,
 }
 
 

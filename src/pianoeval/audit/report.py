@@ -385,10 +385,38 @@ def _competition_text(comp: dict) -> str:
     if comp["status"] != "ok":
         return f"`{comp['status']}` -- set `audit.competition` in params.yaml to a table with `placement` and " \
                "the 19 predicted dimensions (docs/audit.md)."
+    if comp.get("kind") == "t2":
+        return _t2_text(comp)
     rows = [[k, v["rho"], v["p"]] for k, v in comp["per_dim"].items()]
     rows.append(["mean quality", comp["mean_quality"]["rho"], comp["mean_quality"]["p"]])
     return (f"{comp['n']} performances from `{comp.get('table')}`; placement 1 = best, so agreement shows "
             "as negative rho.\n\n" + _table(["predicted", "Spearman rho", "p"], rows))
+
+
+def _t2_text(comp: dict) -> str:
+    seg, py = comp["segment"], comp["performer_year"]
+
+    def row(name, r, holm=False):
+        out = [name, r["rho"], f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]", r["p_perm"]]
+        return out + ([r.get("p_holm")] if holm else [])
+
+    head = (f"T2 table `{comp.get('table')}`: {seg['n']} segments of {py['n']} performer-years "
+            f"(placement codes per performer-year: {comp['placement_counts_performer_years']}); "
+            f"{comp['excluded']['percepiano_overlap']} segments left out because their pianists are in PercePiano. "
+            f"Overall = {comp['overall_definition']}. Placement 1 = best, so agreement shows as NEGATIVE rho. "
+            f"95% CI: {comp['n_boot']} bootstrap resamples of performer-years; p: {comp['n_perm']} permutations of "
+            f"placements across performer-years (two-sided).\n\n")
+    rows = [row(f"overall ({lvl})", r["overall"]) for lvl, r in (("segment", seg), ("performer-year", py))]
+    rows += [row(f"baseline {b} ({lvl})", v) for lvl, r in (("segment", seg), ("performer-year", py))
+             for b, v in r["baselines"].items()]
+    w = comp.get("within_piece")
+    if w:
+        rows.append(row(f"overall within piece ({w['n']} segments, {w['n_pieces']} pieces with >= 2 performer-years)", w))
+    dims = [[k, v["rho"], f"[{_f(v['ci_low'])}, {_f(v['ci_high'])}]", v["p_perm"], v["p_holm"]]
+            for k, v in py["per_dim"].items()]
+    return (head + _table(["predictor", "Spearman rho", "95% CI", "p"], rows)
+            + "\n\nPer dimension, performer-year level (Holm over the 19):\n\n"
+            + _table(["dimension", "rho", "95% CI", "p", "p Holm"], dims))
 
 
 def write_outputs(report: dict, *, markdown_path: str, figures: str, plots_dir: str) -> None:

@@ -36,8 +36,11 @@ def main() -> None:
           f"{h['reliability.noise_ceiling_mean']:.2f}, ridge_cv R2 "
           f"{h['probe.ridge_cv.' + p['default_split'] + '.r2_mean']:.3f}, STOP AUC all19 "
           f"{'n/a' if auc is None else f'{auc:.2f}'}; annotation rows excluded: {ann['n_rows_no_rating']} without a "
-          f"rating, {ann['n_rows_unlabeled_segment']} of segments not used, {ann['n_copy_rows_dropped']} copies "
-          f"({time.perf_counter() - t0:.0f} s)")
+          f"rating, {ann['n_rows_unlabeled_segment']} of segments not used, {ann['n_copy_rows_dropped']} copies; competition "
+          + (f"rho {h['competition.performer_year.rho']:.3f} over {h['competition.n_performer_years']} performer-years "
+             f"({h['competition.excluded_percepiano_overlap']} segments excluded: PercePiano overlap)"
+             if h.get("competition.performer_year.rho") is not None else "skipped")
+          + f" ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""Add to dvc.yaml every pianoeval module a stage imports but does not list as a dep.
+
+`tests/test_dvc_deps.py` fails while a stage's code is missing from its deps (a code change would then
+leave `dvc status` clean over stale outputs); this script is the fix it points to. It only adds module
+files (after the stage's other `src/` deps), never removes anything, and keeps comments and layout
+(ruamel round trip). Usage: `python scripts/sync_dvc_deps.py` from the repository root.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from test_dvc_deps import missing_deps  # noqa: E402  (the test's own import analysis: one definition)
+
+
+def main() -> int:
+    missing = missing_deps()
+    if not missing:
+        print("dvc.yaml: every stage lists the code it imports")
+        return 0
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    path = REPO / "dvc.yaml"
+    doc = yaml.load(path.read_text())
+    for stage, files in missing.items():
+        deps = doc["stages"][stage]["deps"]
+        last_src = max((i for i, d in enumerate(deps) if isinstance(d, str) and d.startswith("src/")), default=-1)
+        for offset, f in enumerate(files, start=1):
+            deps.insert(last_src + offset, f)
+        print(f"{stage}: + {', '.join(files)}")
+    with open(path, "w") as fh:
+        yaml.dump(doc, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

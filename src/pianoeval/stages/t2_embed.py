@@ -1,0 +1,13 @@
+"""Stage `t2_embed`: the T2 audio store -> one embedding store with the configured extractor."""
+
+from __future__ import annotations
+
+from ._tier_embed import embed_stage
+
+
+def main() -> None:
+    embed_stage("t2")
+
+
+if __name__ == "__main__":
+    main()
