@@ -232,3 +232,43 @@ def plot_scores(report: dict, path: str | Path) -> None:
     bar_chart_per_dimension(pd.DataFrame(rows), str(path), value="score", group="file",
                             title=f"Predicted quality, whole recording (ensemble of {len(report['checkpoints'])} "
                                   "checkpoints)")
+
+
+def bootstrap_mean_ci(per_item: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of (n,) per-item values (items resampled with replacement)."""
+    v = np.asarray(per_item, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def level_sensitivity(ens: Ensemble, clips: list[np.ndarray], sample_rate: int, gains_db=(-6.0, 6.0), *,
+                      n_boot: int = 2000, seed: int = 0) -> dict:
+    """How much the whole-recording scores move when each clip's level changes by ``gains_db``.
+
+    Each clip is scored as is and scaled by each gain (float arithmetic: nothing clips), through
+    :func:`score_audio` (the ``pianoeval score`` path). Per gain: the mean absolute change of the 19
+    predictions over clips x dimensions, a bootstrap 95% CI over clips, the largest change, and the mean
+    absolute and signed change per dimension.
+
+    Returns
+    -------
+    dict: ``n_clips``, ``per_gain`` {"-6 dB": {...}}, ``mean_abs_change`` (over all gains).
+    """
+    base = np.array([[score_audio(ens, c, sample_rate)["whole"][d] for d in DIMENSIONS] for c in clips])
+    out, all_abs = {"n_clips": len(clips), "per_gain": {}}, []
+    for g in gains_db:
+        scale = np.float32(10.0 ** (g / 20.0))
+        moved = np.array([[score_audio(ens, c * scale, sample_rate)["whole"][d] for d in DIMENSIONS] for c in clips])
+        diff = moved - base                      # (n_clips, 19)
+        per_clip = np.abs(diff).mean(axis=1)     # (n_clips,)
+        lo, hi = bootstrap_mean_ci(per_clip, n_boot=n_boot, seed=seed)
+        out["per_gain"][f"{g:+g} dB"] = {
+            "mean_abs_change": float(per_clip.mean()), "ci95": [lo, hi], "max_abs_change": float(np.abs(diff).max()),
+            "per_dimension_mean_abs": dict(zip(DIMENSIONS, map(float, np.abs(diff).mean(axis=0)))),
+            "per_dimension_mean_signed": dict(zip(DIMENSIONS, map(float, diff.mean(axis=0)))),
+        }
+        all_abs.append(per_clip)
+    out["mean_abs_change"] = float(np.mean(all_abs))
+    return out
