@@ -4,6 +4,7 @@
 from everything downstream, and are counted."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -70,13 +71,18 @@ def write_manifest(path, base, withdrawn=()):
     path.write_text("id,url,withdrawn\n" + "\n".join(rows) + "\n")
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    media = tmp_path / "media"
-    media.mkdir()
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("media")
     for v, suffix in FORMATS.items():
         sr = 48000 if suffix in (".webm", ".opus") else SR  # Opus runs at 48 kHz
-        encode(media / f"{v}{suffix}", resample(session(int(v[1])), SR, sr), sr)
+        encode(folder / f"{v}{suffix}", resample(session(int(v[1])), SR, sr), sr)
+    return folder
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, media):
+    shutil.copytree(media, tmp_path / "media")
     req = tmp_path / "request"
     req.mkdir()
     write_moments(req / "all_moments.jsonl",
