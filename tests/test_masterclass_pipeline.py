@@ -89,7 +89,7 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     params = {
         # a complete section (params are validated); audio/out belong to the T1 extract stage, unused here
         "extract": {"audio": "t1_audio", "out": "t1.safetensors", "extractor": "logmel", "dtype": "float32",
-                    "logmel": LOGMEL},
+                    "loudness_lufs": None, "logmel": LOGMEL},
         "masterclass_segments": {"input_dir": "raw", "out": "proc/segments.csv", "on_error": "skip",
                                  "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0, "match_bins": None,
                                  "duration_pool": "video"},
@@ -172,7 +172,7 @@ def test_messy_fixture_every_case_counted(tmp_path):
     reasons = " | ".join(s["reason"] for s in rep["load"]["skipped"])
     for frag in ("invalid JSON", "expected a JSON object", "field 'stop_timestamp'",
                  "feedback_end 4.0 < feedback_start", "playing window ends after the stop", "field 'video_id'", "NaN is not valid JSON",
-                 "duplicate moment_id 'a1'", "missing field 'teacher'"):
+                 "duplicate moment_id 'a1'", "missing field 'stop_timestamp'"):
         assert frag in reasons
     expected = {"duplicates_dropped": 1, "stop_dropped_too_short": 1, "stop_dropped_after_audio_end": 2,
                 "stop_clamped": 2, "stop_dropped_too_short_after_clamp": 1, "stop_trimmed_overlap": 2,

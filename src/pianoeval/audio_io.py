@@ -101,8 +101,40 @@ def _to_mono_float(frame) -> np.ndarray:
     return a.mean(axis=0, dtype=np.float32)
 
 
-def _decode_error(path, e) -> AudioDecodeError:
-    return AudioDecodeError(f"{path}: decoding failed ({e})")
+def _decode_checked(container, stream, path):
+    """Decoded frames of ``stream``, raising :class:`AudioDecodeError` where the stream is damaged.
+
+    FFmpeg's decoders conceal damage rather than fail: a corrupt FLAC frame is dropped (the next frame's
+    timestamp jumps ahead) or comes out without a timestamp. Either would shift every later sample of a
+    window silently, so a frame whose timestamp is missing (after frames that had one) or disagrees with
+    the samples decoded so far by more than a timestamp tick (and 2 ms) is an error naming the position.
+    """
+    import av
+
+    sr = int(stream.codec_context.sample_rate or stream.rate or 0)
+    tb = stream.time_base
+    tol = max(float(tb) * 1.5 if tb is not None else 0.0, 0.002)
+    origin, n, had_pts = None, 0, False
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            raise AudioDecodeError(f"{path}: decoding failed at {n / sr:.3f} s ({e})") from None
+        if frame.pts is None or tb is None:
+            if had_pts:
+                raise AudioDecodeError(f"{path}: damaged stream at {n / sr:.3f} s (a frame without a timestamp)")
+        else:
+            t = float(frame.pts * tb)
+            if origin is None:
+                origin, had_pts = t - n / sr, True
+            elif abs(t - origin - n / sr) > tol:
+                raise AudioDecodeError(f"{path}: damaged stream at {n / sr:.3f} s ({(t - origin) - n / sr:+.3f} s "
+                                       "of samples skipped or repeated)")
+        n += frame.samples
+        yield frame
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -129,12 +161,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
             return AudioInfo(str(path), sr, ch, codec, float(stream.duration * tb), False)
         if container.duration is not None:
             return AudioInfo(str(path), sr, ch, codec, container.duration / 1e6, False)
-        n = 0
-        try:
-            for frame in container.decode(stream):
-                n += frame.samples
-        except av.error.FFmpegError as e:
-            raise _decode_error(path, e) from None
+        n = sum(frame.samples for frame in _decode_checked(container, stream, path))
         return AudioInfo(str(path), sr, ch, codec, n / sr, True)
     finally:
         container.close()
@@ -171,23 +198,19 @@ class AudioReader:
             self.close()
             raise ValueError(f"{self.path}: audio stream has no sample rate")
         self.sample_rate = sr
-        self._frames = self._container.decode(stream)
+        self._frames = _decode_checked(self._container, stream, self.path)
         self._chunks: list[np.ndarray] = []
         self._buf_start = 0  # sample index of the first buffered sample
         self._buf_len = 0
         self._eof = False
 
     def _fill(self, upto: int) -> None:
-        import av
-
         while not self._eof and self._buf_start + self._buf_len < upto:
             try:
                 frame = next(self._frames)
             except StopIteration:
                 self._eof = True
                 break
-            except av.error.FFmpegError as e:
-                raise _decode_error(self.path, e) from None
             x = _to_mono_float(frame)
             self._chunks.append(x)
             self._buf_len += len(x)
@@ -234,20 +257,59 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> np.nd
     AudioDecodeError : FFmpeg cannot open or decode the file.
     ValueError : no audio stream, or no samples.
     """
-    import av
-
     container, stream = _open(path)
     try:
         sr = int(stream.codec_context.sample_rate or stream.rate or 0)
-        chunks = []
-        try:
-            for frame in container.decode(stream):
-                chunks.append(_to_mono_float(frame))
-        except av.error.FFmpegError as e:
-            raise _decode_error(path, e) from None
+        chunks = [_to_mono_float(frame) for frame in _decode_checked(container, stream, path)]
     finally:
         container.close()
     if not chunks or sum(len(c) for c in chunks) == 0:
         raise ValueError(f"{path}: no audio samples decoded")
     x = np.concatenate(chunks)
     return x if sample_rate is None else resample(x, sr, int(sample_rate))
+
+
+def decodable_seconds(path: str | os.PathLike, expected_seconds: float, *, tolerance: float = 0.05) -> float:
+    """How many seconds of a file decode, given the duration its header states.
+
+    A cheap probe first: seek to one second before the stated end and decode to the end; an intact file
+    reaches ``expected_seconds`` (within ``tolerance``: a codec frame of padding) and that is returned.
+    Only when it does not (a file cut short with its header intact, a damaged stream) is the file decoded
+    from the start, counting samples up to the first decoding error.
+
+    Raises
+    ------
+    AudioDecodeError : not even the first samples decode.
+    """
+    import av
+
+    container, stream = _open(path)
+    try:
+        sr = int(stream.codec_context.sample_rate or stream.rate or 0)
+        tb = stream.time_base
+        end = None
+        try:
+            if tb is not None and expected_seconds > 1.0:
+                container.seek(int((expected_seconds - 1.0) / tb), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if frame.pts is not None and tb is not None:
+                    end = float(frame.pts * tb) + frame.samples / sr
+        except av.error.FFmpegError:
+            end = None
+        if end is not None and end >= expected_seconds - tolerance:
+            return float(expected_seconds)
+    finally:
+        container.close()
+    container, stream = _open(path)  # the slow path: count what decodes from the start, up to any damage
+    n = 0
+    try:
+        for frame in _decode_checked(container, stream, path):
+            n += frame.samples
+    except AudioDecodeError:
+        if n == 0:
+            raise
+    finally:
+        container.close()
+    if n == 0:
+        raise AudioDecodeError(f"{path}: no audio samples decode")
+    return min(n / sr, float(expected_seconds))

@@ -154,6 +154,7 @@ class ExtractParams(Section):
     out: OutputPath
     extractor: Literal[EXTRACTORS]
     dtype: Literal["float16", "float32"]
+    loudness_lufs: Annotated[float, Field(ge=-70, le=0)] | None  # BS.1770 target before embedding; null = off
     logmel: LogMelParams | None
 
 
@@ -308,6 +309,15 @@ class DownloadParams(Section):
         if self.max_sleep_interval is not None and self.max_sleep_interval < self.sleep_interval:
             raise ValueError(f"max_sleep_interval={self.max_sleep_interval} < sleep_interval={self.sleep_interval}")
         return self
+
+
+class MasterclassFetchParams(Section):
+    enabled: bool
+    moments: InputFile
+    manifest: InputFile
+    out_dir: OutputPath
+    on_failure: OnError
+    download: DownloadParams
 
 
 # --------------------------------------------------------------------------- T2 / T3 tiers (ASAP)
@@ -521,6 +531,7 @@ SCHEMAS: dict[str, type[Section]] = {
     "render": RenderParams,
     "extract": ExtractParams,
     "train_quality": TrainQualityParams,
+    "masterclass_fetch": MasterclassFetchParams,
     "masterclass_simulate": MasterclassSimulateParams,
     "masterclass_segments": MasterclassSegmentsParams,
     "masterclass_embed": MasterclassEmbedParams,

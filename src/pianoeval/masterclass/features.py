@@ -1,11 +1,13 @@
 """From a recordings folder to labelled segment windows and their embeddings.
 
-A recordings folder holds ``all_moments.jsonl`` plus ``<video_id>.wav``/``.flac`` per video (any rate,
-mono or stereo); the simulated folder additionally holds ``provenance.json``. Both go through the
+A recordings folder holds ``all_moments.jsonl`` plus one audio file per video, ``<video_id>.<suffix>``
+in any format of :data:`pianoeval.audio_io.AUDIO_SUFFIXES` (wav, flac, mp3, m4a, webm, opus, ogg, ...;
+suffix in any case; any rate, mono or stereo; decoded with PyAV); the simulated folder additionally
+holds ``provenance.json``. Both go through the
 same code: moments -> :func:`~.segments.build_segments` (variant ``all``) and
 :func:`~.segments.duration_matched` (variant ``duration_matched``) -> one segment table; every
-distinct window is then read from its video file (seek, downmix, the extractor resamples) and
-embedded with the configured extractor.
+distinct window is then read from its video file (decoded forward once per video, downmixed; the
+extractor resamples) and embedded with the configured extractor.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
+from pianoeval.audio_io import AUDIO_SUFFIXES, AudioReader, audio_info
+from pianoeval.audio_io import AUDIO_SUFFIXES, AudioDecodeError, AudioReader, audio_info
+from pianoeval.audio_io import decodable_seconds as _decodable_seconds
 from pianoeval.masterclass.moments import MOMENTS_FILE, find_audio, load_moments
 from pianoeval.masterclass.segments import build_segments, duration_matched
 
@@ -31,44 +35,33 @@ class UndecodableAudio(ValueError):
     """An audio file, or a window of one, that cannot be decoded; the message names the file (and window)."""
 
 
+def _reason(e: Exception, path) -> str:
+    """A decoder error's text without the file name it starts with (the caller names the file)."""
+    return str(e).removeprefix(f"{path}: ")
+
+
 def audio_durations(paths: dict[str, Path]) -> dict[str, float]:
-    """video_id -> seconds, from the file headers (nothing is decoded)."""
+    """video_id -> seconds, from the file headers (exact for wav/flac; FFmpeg's estimate for lossy formats,
+    decoded only when no header gives a duration)."""
     out = {}
     for vid, path in paths.items():
         try:
-            info = sf.info(str(path))
-        except RuntimeError as e:  # soundfile.LibsndfileError: not audio, or a broken header
-            raise UndecodableAudio(f"{path}: cannot read the audio header ({e})") from None
-        if info.frames <= 0 or info.samplerate <= 0:
-            raise UndecodableAudio(f"{path}: audio has {info.frames} frames at {info.samplerate} Hz")
-        out[vid] = info.frames / info.samplerate
+            info = audio_info(path)
+        except (AudioDecodeError, ValueError) as e:  # not audio, a broken header, no audio stream
+            raise UndecodableAudio(f"{path}: cannot read the audio header ({_reason(e, path)})") from None
+        if info.duration <= 0:
+            raise UndecodableAudio(f"{path}: audio has no samples ({info.duration} s at {info.sample_rate} Hz)")
+        out[vid] = info.duration
     return out
 
 
-def _decodes(path: Path, frame: int) -> bool:
-    try:  # a fresh handle per probe: after a failed seek libsndfile keeps the error
-        with sf.SoundFile(str(path)) as f:
-            f.seek(frame)
-            return len(f.read(1, dtype="float32")) == 1
-    except RuntimeError:
-        return False
-
-
 def decodable_seconds(path: str | Path, header_seconds: float) -> float:
-    """How much of a file decodes: ``header_seconds`` for an intact file (one probe at its last
-    sample); for a file cut short with its header intact, where decoding stops (bisection, 10 ms)."""
-    path = Path(path)
-    with sf.SoundFile(str(path)) as f:
-        n, sr = f.frames, f.samplerate
-    if _decodes(path, n - 1):
-        return header_seconds
-    if not _decodes(path, 0):
-        raise UndecodableAudio(f"{path}: cannot decode its first samples")
-    lo, hi = 0, n - 1  # lo decodes, hi does not
-    while hi - lo > sr // 100:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if _decodes(path, mid) else (lo, mid)
-    return lo / sr
+    """How much of a file decodes: ``header_seconds`` for an intact file; for a file cut short with its
+    header intact, where decoding stops (:func:`pianoeval.audio_io.decodable_seconds`)."""
+    try:
+        return _decodable_seconds(path, header_seconds)
+    except AudioDecodeError as e:
+        raise UndecodableAudio(f"{path}: cannot decode its first samples ({_reason(e, path)})") from None
 
 
 def check_audio(input_dir: Path, video_ids: list[str], on_error: str) -> tuple[dict[str, Path], dict[str, float],
@@ -87,7 +80,8 @@ def check_audio(input_dir: Path, video_ids: list[str], on_error: str) -> tuple[d
             paths.update(find_audio(input_dir, [vid]))
         except FileNotFoundError:
             report["videos_without_audio"].append(vid)
-            problems.append(f"{input_dir}: no {vid}.wav/.flac for the moments of video '{vid}'")
+            problems.append(f"{input_dir}: no audio file {vid}.<suffix> (any of {', '.join(AUDIO_SUFFIXES)}) "
+                            f"for the moments of video '{vid}'")
     header, decodable = {}, {}
     for vid, path in list(paths.items()):
         try:
@@ -132,7 +126,7 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
     audio_rep["moments_dropped_no_audio"] = n_moments - len(moments)
     if not moments:
         raise ValueError(f"{input_dir}: no moment has usable audio ({audio_rep})")
-    on_disk = {p.stem for p in input_dir.iterdir() if p.suffix.lower() in (".wav", ".flac")}
+    on_disk = {p.name[: -len(p.suffix)] for p in input_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES}
     segs, seg_rep = build_segments(moments, header, min_continue_duration, min_stop_duration)
     cut = {v: t for v, t in decodable.items() if t < header[v]}
     past_cut = [s for s in segs if s.video_id in cut and s.end > cut[s.video_id]]
@@ -163,27 +157,22 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
 
 
 def read_window(path: str | Path, start: float, end: float) -> tuple[np.ndarray, int]:
-    """Samples [round(start*sr), round(end*sr)) of an audio file, downmixed to mono.
+    """Samples [round(start*sr), round(end*sr)) of an audio file (any format), downmixed to mono.
 
     Returns
     -------
     audio : (n,) float32. sample_rate : int.
     """
     try:
-        with sf.SoundFile(str(path)) as f:
-            sr = f.samplerate
-            i0, i1 = int(round(start * sr)), min(int(round(end * sr)), f.frames)
-            if not 0 <= i0 < i1:
-                raise ValueError(f"{path}: window [{start}, {end}] s is empty or outside the audio "
-                                 f"({f.frames / sr:.3f} s)")
-            f.seek(i0)
-            x = f.read(i1 - i0, dtype="float32", always_2d=True)
-    except RuntimeError as e:  # soundfile.LibsndfileError, e.g. "flac decoder lost sync" in a damaged file
-        raise UndecodableAudio(f"{path}: cannot decode window [{start:.3f}, {end:.3f}] s ({e})") from None
-    if len(x) < i1 - i0:
+        with AudioReader(path) as reader:
+            x, sr = reader.read(start, end)
+    except AudioDecodeError as e:  # e.g. a damaged FLAC ("lost sync")
+        raise UndecodableAudio(f"{path}: cannot decode window [{start:.3f}, {end:.3f}] s ({_reason(e, path)})") from None
+    expected = int(round(end * sr)) - int(round(start * sr))
+    if len(x) < expected:
         raise UndecodableAudio(f"{path}: window [{start:.3f}, {end:.3f}] s: decoding stopped after {len(x)} of "
-                               f"{i1 - i0} samples (file cut short?)")
-    return x.mean(axis=1, dtype=np.float32), sr
+                               f"{expected} samples (file cut short?)")
+    return x, sr
 
 
 def distinct_windows(table: pd.DataFrame) -> pd.DataFrame:
@@ -192,22 +181,44 @@ def distinct_windows(table: pd.DataFrame) -> pd.DataFrame:
     return w.sort_values(["video_id", "start", "end"], kind="stable").reset_index(drop=True)
 
 
-def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (segment_id, frames (T, D)) for each window, via the extractor's own resampling."""
-    for row in windows.itertuples(index=False):
-        x, sr = read_window(audio[row.video_id], row.start, row.end)
-        yield row.segment_id, model.timestamp_embeddings(x, sr)[0]
+def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model,
+                           loudness=None) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (segment_id, frames (T, D)) for each window (sorted by video and start: each video is decoded
+    once), via the extractor's own resampling. ``loudness``: a :class:`pianoeval.loudness.LoudnessCounter`
+    that normalises each window first, as the extract stage does (None = off)."""
+    reader = None
+    try:
+        for row in windows.itertuples(index=False):
+            if reader is None or reader.path != str(audio[row.video_id]):
+                if reader is not None:
+                    reader.close()
+                reader = AudioReader(audio[row.video_id])
+            x, sr = reader.read(row.start, row.end)
+            if loudness is not None:
+                x = loudness(x, sr)
+            yield row.segment_id, model.timestamp_embeddings(x, sr)[0]
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def embed_segments(table: pd.DataFrame, input_dir: str | Path, out: str | Path, model, *, extractor: str,
-                   dtype: str = "float32") -> dict:
-    """Embed every distinct window of a segment table into one embedding store (keys = segment ids)."""
+                   dtype: str = "float32", loudness_lufs: float | None = None) -> dict:
+    """Embed every distinct window of a segment table into one embedding store (keys = segment ids).
+    ``loudness_lufs``: the extract stage's loudness target (None = off); recorded with the extractor params
+    so the quality checkpoints' extractor check sees it. The summary's ``loudness`` counts what it did."""
     from pianoeval.embedding_store import write_embedding_store  # imports torch: only where needed
+    from pianoeval.loudness import LoudnessCounter, embedding_params
+
     windows = distinct_windows(table)
     audio = find_audio(input_dir, windows["video_id"].unique())
-    summary = write_embedding_store(out, iter_window_embeddings(windows, audio, model), extractor=extractor,
-                                    extractor_params=model.params(), frame_rate=model.frame_rate, dtype=dtype)
+    loud = LoudnessCounter(loudness_lufs)
+    summary = write_embedding_store(out, iter_window_embeddings(windows, audio, model, loud),
+                                    extractor=extractor, extractor_params=embedding_params(model.params(), loudness_lufs),
+                                    frame_rate=model.frame_rate, dtype=dtype)
     summary["seconds"] = float((windows["end"] - windows["start"]).sum())
+    summary["loudness"] = loud.summary()
+    summary["loudness_line"] = loud.line()
     return summary
 
 

@@ -12,7 +12,10 @@ def embed_stage(tier: str) -> dict:
     p = load_params(f"{tier}_embed")
     ex = load_params("extract")
     name = ex["extractor"]
-    summary = embed_store(p["audio"], p["out"], name, ex.get(name) or {}, ex["dtype"], f"{tier}_embed[{name}]")
-    write_json(f"metrics/{tier}_embed.json", {k: v for k, v in summary.items() if k != "bytes"})
-    print(f"{tier}_embed: {summary['segments']} windows, {summary['frames']} frames x {summary['dim']} with {name}")
+    # Same extractor and loudness normalisation as the T1 store: the T1 checkpoints score these windows.
+    summary = embed_store(p["audio"], p["out"], name, ex.get(name) or {}, ex["dtype"], f"{tier}_embed[{name}]",
+                          ex.get("loudness_lufs"))
+    write_json(f"metrics/{tier}_embed.json", {k: v for k, v in summary.items() if k not in ("bytes", "loudness_line")})
+    print(f"{tier}_embed: {summary['segments']} windows, {summary['frames']} frames x {summary['dim']} with {name}; "
+          f"{summary['loudness_line']}")
     return summary
