@@ -306,3 +306,38 @@ def apply_augmentation(name: str, audio: np.ndarray, sample_rate: int, params: d
 def params_json(params: dict) -> str:
     """The pairs-table form of a params dict (exact floats; json.loads gives the same dict back)."""
     return json.dumps(params, sort_keys=True)
+
+
+def assign_conditions(n_items: int, n_conditions: int, per_item: int) -> list[list[int]]:
+    """Condition indices of each item's pairs k = 0..K-1.
+
+    ``per_item`` 0 (or >= n_conditions): every item gets every condition (k = condition index): a fully
+    crossed design, so conditions are compared on the same clips. Otherwise item i gets conditions
+    (i * K + k) mod C: balanced, every condition on n_items * K / C items (+-1).
+    """
+    if per_item < 0:
+        raise ValueError(f"pairs per item must be >= 0, got {per_item}")
+    if per_item == 0 or per_item >= n_conditions:
+        return [list(range(n_conditions)) for _ in range(n_items)]
+    return [[(i * per_item + k) % n_conditions for k in range(per_item)] for i in range(n_items)]
+
+
+def ordered_parallel_map(fn: Callable, items, workers: int):
+    """``map(fn, items)`` on ``workers`` threads, results in input order, at most 2 * workers in flight.
+
+    Threads (not processes) because pedalboard, scipy's FFT and torch release the GIL in their kernels.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -1,0 +1,207 @@
+"""The unlabeled T4 pool (offline default): ~30 s clips of rendered ASAP performances that no
+labelled tier uses.
+
+Pool rule (``pool_candidates``), applied to ASAP's ``metadata.csv``:
+
+1. no competition round in the MAESTRO file name (T2 ranks performances by round), and
+2. the title has exactly one performance in ASAP (T3 compares performances of the same music), and
+3. not listed in the exclusion table (an explicit input: the T2/T3 subset, or anything else to keep
+   out). Every id in that table must be a performance of metadata.csv: a typo fails the stage.
+
+Clips: ``select_clips`` draws performances and clip positions from a seeded generator. A clip is
+rendered from an excerpt MIDI (``excerpt_midi``) instead of the whole performance: rendering the 19
+candidate performances whole would cost 86 min of audio for a few minutes of clips. The excerpt keeps
+the notes that start inside the clip (note-offs after its end are moved to its end), and the state
+of every controller at the clip's start (the sustain pedal above all) at time 0; notes still
+sounding from before the clip start are left out and counted (``notes_cut_at_start``).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import mido
+import numpy as np
+import pandas as pd
+
+from ..render import midi_events
+
+METADATA_COLUMNS = ("composer", "title", "folder", "midi_performance", "maestro_midi_performance")
+ROUND_RE = re.compile(r"_R(\d)_")
+EXCERPT_TICKS_PER_BEAT = 960
+EXCERPT_TEMPO = 500_000  # us per beat: 1920 ticks per second, 0.52 ms resolution
+
+
+def read_metadata(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ASAP metadata.csv not found")
+    meta = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in METADATA_COLUMNS if c not in meta.columns]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} missing (have {list(meta.columns)})")
+    dup = meta["midi_performance"][meta["midi_performance"].duplicated()].tolist()
+    if dup:
+        raise ValueError(f"{path}: duplicate midi_performance {dup[:5]}")
+    return meta
+
+
+def competition_round(maestro_name: str) -> int | None:
+    """The round (1-3) in a MAESTRO file name (``..._R2_2011_...``), None when it carries none."""
+    m = ROUND_RE.search(maestro_name or "")
+    return int(m.group(1)) if m else None
+
+
+def read_exclusion_table(path: str | Path, known: set[str]) -> list[str]:
+    """Ids (column ``midi_performance``) to keep out of the pool; unknown ids fail with their line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: T4 exclusion table not found (params t4_pool.exclude)")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "midi_performance" not in reader.fieldnames:
+            raise ValueError(f"{path}: needs a header with a 'midi_performance' column, got {reader.fieldnames}")
+        ids = []
+        for line, row in enumerate(reader, start=2):
+            pid = (row["midi_performance"] or "").strip()
+            if not pid:
+                raise ValueError(f"{path}:{line}: empty midi_performance")
+            if pid not in known:
+                raise ValueError(f"{path}:{line}: '{pid}' is not a performance in ASAP's metadata.csv")
+            ids.append(pid)
+    return ids
+
+
+def pool_candidates(meta: pd.DataFrame, exclude: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Performances the pool may use (sorted by id) and the count removed by each rule."""
+    rounds = meta["maestro_midi_performance"].map(competition_round)
+    per_title = meta.groupby("title")["midi_performance"].transform("size")
+    has_round = rounds.notna()
+    shared_title = (per_title > 1) & ~has_round
+    excluded = meta["midi_performance"].isin(set(exclude)) & ~has_round & ~shared_title
+    keep = ~has_round & ~shared_title & ~excluded
+    report = {"metadata_rows": len(meta), "excluded_competition_round": int(has_round.sum()),
+              "excluded_title_with_several_performances": int(shared_title.sum()),
+              "excluded_by_table": int(excluded.sum()), "exclusion_table_rows": len(exclude),
+              "candidates": int(keep.sum())}
+    return meta[keep].sort_values("midi_performance").reset_index(drop=True), report
+
+
+def performance_span(events: list[tuple[float, mido.Message]]) -> tuple[float, float]:
+    """(first note onset, last event) in seconds."""
+    onsets = [t for t, m in events if m.type == "note_on" and m.velocity > 0]
+    return min(onsets), max(t for t, _ in events)
+
+
+def select_clips(candidates: pd.DataFrame, asap_dir: str | Path, *, n_clips: int, clips_per_performance: int,
+                 clip_seconds: float, seed: int, events_of=midi_events) -> tuple[pd.DataFrame, dict]:
+    """Seeded choice of performances and clip positions.
+
+    ``ceil(n_clips / clips_per_performance)`` performances are drawn without replacement; each is
+    cut into ``clips_per_performance`` equal sections and one clip start is drawn uniformly inside
+    each section so that the clip fits in it (clips never overlap). A performance shorter than
+    ``clips_per_performance * clip_seconds`` (after its first note) is skipped and counted. The
+    first ``n_clips`` clips in draw order are kept.
+
+    Returns
+    -------
+    clips : DataFrame clip_id, midi_performance, composer, title, start, end (seconds in the performance).
+    report : counts.
+    """
+    if n_clips < 1 or clips_per_performance < 1 or clip_seconds <= 0:
+        raise ValueError("params t4_pool: n_clips, clips_per_performance >= 1 and clip_seconds > 0 required")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(candidates))
+    rows, too_short = [], []
+    for i in order:
+        if len(rows) >= n_clips:
+            break
+        perf = candidates.iloc[i]
+        path = Path(asap_dir) / perf["midi_performance"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: MIDI of pool performance '{perf['midi_performance']}' missing "
+                                    f"(vendor it into {asap_dir})")
+        first, last = performance_span(events_of(path))
+        section = (last - first) / clips_per_performance
+        if section < clip_seconds:
+            too_short.append(perf["midi_performance"])
+            continue
+        for j in range(clips_per_performance):
+            start = first + j * section + float(rng.uniform(0.0, section - clip_seconds))
+            start = round(start, 3)
+            rows.append({"clip_id": f"{perf['midi_performance'].removesuffix('.mid')}#{j}",
+                         "midi_performance": perf["midi_performance"], "composer": perf["composer"],
+                         "title": perf["title"], "start": start, "end": round(start + clip_seconds, 3)})
+    if len(rows) < n_clips:
+        raise ValueError(f"t4_pool: only {len(rows)} clips of {clip_seconds} s possible from {len(candidates)} "
+                         f"candidate performances ({len(too_short)} too short), params ask n_clips={n_clips}")
+    clips = pd.DataFrame(rows[:n_clips])
+    return clips, {"performances_used": int(clips["midi_performance"].nunique()),
+                   "skipped_too_short": len(too_short), "skipped_too_short_ids": too_short}
+
+
+def excerpt_midi(events: list[tuple[float, mido.Message]], dst: str | Path, start: float, end: float) -> dict:
+    """Write the MIDI excerpt [start, end) of a performance to ``dst`` (times shifted to start at 0).
+
+    ``events``: the performance's (seconds, message) list from :func:`pianoeval.render.midi_events`.
+
+    Controller state at ``start`` goes at time 0; notes starting in the window are kept with their
+    note-offs clamped to ``end``; notes sounding at ``start`` are dropped (counted). An All-Notes-Off
+    on every channel closes the excerpt at ``end``. Returns {"notes", "notes_cut_at_start"}.
+    """
+    state: dict[tuple[int, int], int] = {}
+    held_before: set[tuple[int, int]] = set()  # notes struck before the clip and not yet released
+    in_window: set[tuple[int, int]] = set()
+    out: list[tuple[float, int, mido.Message]] = []  # (time, order, message): offs before ons at a tie
+    channels: set[int] = set()
+    n_notes = 0
+    cut_at_start: int | None = None
+    for t, msg in events:
+        is_on = msg.type == "note_on" and msg.velocity > 0
+        is_off = msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0)
+        if t < start:
+            if msg.type == "control_change":
+                state[(msg.channel, msg.control)] = msg.value
+            elif is_on:
+                held_before.add((msg.channel, msg.note))
+            elif is_off:
+                held_before.discard((msg.channel, msg.note))
+            continue
+        if cut_at_start is None:
+            cut_at_start = len(held_before)
+        key = (msg.channel, msg.note) if (is_on or is_off) else None
+        if is_off:
+            if key in in_window:
+                in_window.discard(key)
+                out.append((min(t, end) - start, 0, mido.Message("note_off", channel=msg.channel, note=msg.note)))
+            else:
+                held_before.discard(key)
+        elif t >= end:
+            continue
+        elif is_on:
+            n_notes += 1
+            in_window.add(key)
+            channels.add(msg.channel)
+            out.append((t - start, 1, msg))
+        elif msg.type in ("control_change", "pitchwheel"):
+            channels.add(msg.channel)
+            out.append((t - start, 1, msg))
+    head = [(0.0, 0, mido.Message("control_change", channel=ch, control=cc, value=v))
+            for (ch, cc), v in sorted(state.items())]
+    tail = [(end - start, 2, mido.Message("control_change", channel=ch, control=123, value=0))
+            for ch in sorted(channels | {ch for ch, _ in state})]
+    timeline = head + sorted(out, key=lambda e: (e[0], e[1])) + tail
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=EXCERPT_TEMPO, time=0)])
+    ticks_per_second = EXCERPT_TICKS_PER_BEAT * 1e6 / EXCERPT_TEMPO
+    last = 0
+    for t, _, msg in timeline:
+        tick = int(round(t * ticks_per_second))
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    mid = mido.MidiFile(ticks_per_beat=EXCERPT_TICKS_PER_BEAT)
+    mid.tracks.append(track)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    mid.save(dst)
+    return {"notes": n_notes, "notes_cut_at_start": int(cut_at_start or 0)}
