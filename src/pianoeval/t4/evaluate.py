@@ -28,7 +28,7 @@ from .robustness import (between_item_cosine, bootstrap_weights, correlation_per
 
 def select_passages(labels: pd.DataFrame, durations: dict[str, float], *, n_passages: int, min_performances: int,
                     max_minutes: float, seed: int) -> pd.DataFrame:
-    """Every labelled performance of ``n_passages`` passages (piece, segment).
+    """Every labelled performance of ``n_passages`` passages (piece, bars, segment: the same music).
 
     Passages with at least ``min_performances`` labelled performances are visited in a seeded random
     order; one is taken when its piece is not taken yet (variety of music) and the subset's audio
@@ -36,7 +36,7 @@ def select_passages(labels: pd.DataFrame, durations: dict[str, float], *, n_pass
     grid). Rows sorted by key; ``durations``: key -> seconds.
     """
     lab = labels[labels["labeled"]].copy()
-    lab["passage"] = lab["piece"] + "#" + lab["segment"].astype(str)
+    lab["passage"] = lab["piece"] + "_" + lab["bars"].astype(str) + "bars#" + lab["segment"].astype(str)
     missing = sorted(set(lab["key"]) - set(durations))
     if missing:
         raise KeyError(f"robustness.percepiano: {len(missing)} labelled segments have no audio, e.g. {missing[:3]}")

@@ -136,6 +136,34 @@ def ranking_accuracy_mean(points: np.ndarray, valid: np.ndarray, ii: np.ndarray,
         return np.nanmean((pw @ points) / (pw @ valid.astype(np.float64)), axis=1)
 
 
+def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) multinomial draw counts: row b is how often each item is drawn in resample b."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def percentile_ci(samples: np.ndarray, level: float = 0.95) -> list[float]:
+    """[lo, hi] percentile interval of the finite bootstrap values."""
+    s = np.asarray(samples, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return [float("nan"), float("nan")]
+    a = (1 - level) / 2
+    return [float(np.quantile(s, a)), float(np.quantile(s, 1 - a))]
+
+
+def mean_abs_shift_ci(shift: np.ndarray, weights: np.ndarray) -> list[float]:
+    """CI of the mean over dimensions of the mean |shift| (items resampled by ``weights`` (B, n))."""
+    per_item = np.abs(shift).mean(axis=1)
+    return percentile_ci((weights @ per_item) / weights.sum(axis=1))
+
+
+def mean_shift_ci(shift: np.ndarray, weights: np.ndarray) -> list[float]:
+    """CI of the mean signed shift (over items and dimensions): covers 0 when nothing moves on average."""
+    per_item = shift.mean(axis=1)
+    return percentile_ci((weights @ per_item) / weights.sum(axis=1))
+
+
 def stratified_bootstrap_weights(groups: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) draw counts resampling items WITHIN each group (passage): every resample keeps the
     passages and their sizes, so same-passage pairs exist in every one even with few passages."""
