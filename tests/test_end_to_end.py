@@ -24,6 +24,21 @@ OVERRIDES = {
     ("train_quality", "mlp", "max_epochs"): 30,
     # Each player has 4 segments of the Beethoven work in this subset.
     ("masterclass_simulate", "min_segments"): 4,
+    # T4: two 8 s clips, four conditions (two of them need the IR bank), one PercePiano passage.
+    ("t4_rooms", "rt60_targets"): [0.3],
+    ("t4_pool", "n_clips"): 2,
+    ("t4_pool", "clip_seconds"): 8.0,
+    ("t4_augment", "augmentations"): {"level": {"-6dB": {"gain_db": [-6, -6]}},
+                                      "noise": {"snr20": {"snr_db": [18, 22]}},
+                                      "reverb": {"small": {"rt60": [0.2, 0.5]}},
+                                      "phone": {"medium": {"rt60": [0.2, 0.4], "snr_db": [25, 30],
+                                                           "highpass_hz": [90, 120], "lowpass_hz": [7500, 8500],
+                                                           "comp_ratio": [3, 5], "comp_threshold_db": [3, 6],
+                                                           "vbr_quality": [4, 6]}}},
+    ("robustness", "percepiano", "n_passages"): 1,
+    ("robustness", "percepiano", "min_performances"): 4,
+    ("robustness", "percepiano", "max_minutes"): 5.0,
+    ("robustness", "n_boot"): 100,
 }
 
 
@@ -78,6 +93,10 @@ def test_repro_push_clone_pull(tmp_path):
     report = yaml.safe_load((work / "metrics/data_report.json").read_text())
     assert report["selected_midi"] == 56 and report["labeled"] == 56 and report["excluded"]["outside_selected_pieces"] == 1146
     assert run(["dvc", "status"], work).strip().endswith("up to date.")
+    robust = yaml.safe_load((work / "metrics/robustness.json").read_text())
+    assert robust["n"]["t4_pairs"] == 8 and robust["n"]["conditions"] == 4
+    assert set(robust["conditions"]) == {"level/-6dB", "noise/snr20", "reverb/small", "phone/medium"}
+    assert all(c["t4"]["n"] == 2 and c["percepiano"]["n"] >= 4 for c in robust["conditions"].values())
     before = tracked_outputs(work)
     assert any(k.endswith("audio.flac") for k in before) and any(k.endswith(".safetensors") for k in before)
 

@@ -139,6 +139,9 @@ def percepiano_condition(y, pred_clean, pred_aug, clean, aug, passages, mean, st
                 "r2_drop_ci": percentile_ci(boot_r2_drop),
                 "ranking_clean": acc_c, "ranking_aug": acc_a, "ranking_drop_abs": acc_c - acc_a,
                 "ranking_drop_rel": drop, "ranking_drop_rel_ci": percentile_ci(boot_drop),
+                # the same drop as a share of the clean accuracy's margin over chance (0.5): with a clean
+                # accuracy near chance, a 10% relative drop can be most of what the model knows
+                "ranking_drop_of_margin": (acc_c - acc_a) / (acc_c - 0.5) if acc_c > 0.5 else float("nan"),
                 "meets_ranking_target": bool(drop <= ranking_target)})
     return out
 
