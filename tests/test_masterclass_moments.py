@@ -34,7 +34,7 @@ def line(**kw) -> str:
 
 def messy_lines() -> list[str]:
     missing = moment(moment_id="m_missing")
-    del missing["teacher"]
+    del missing["playing_before_start"]
     return [
         line(moment_id="m3", video_id="vidB", stop_timestamp=50.0, playing_before_end=50.0),   # 1 ok
         "",                                                                                      # 2 blank
@@ -58,7 +58,7 @@ def messy_lines() -> list[str]:
 
 EXPECTED_BAD = {
     3: "invalid JSON",
-    4: "missing field 'teacher'",
+    4: "missing field 'playing_before_start'",
     5: "field 'stop_timestamp'",
     6: "field 'feedback_end': Input should be a finite number",
     7: "feedback_end 25.0 < feedback_start 30.0",
@@ -122,7 +122,8 @@ def test_fail_mode_caps_message_at_20_lines(tmp_path):
         ("stop_order", True),           # bool for int
         ("secondary_dimensions", "balance"),
         ("passage_description", 5),
-        ("teacher", None),
+        ("teacher", 3),
+        ("confidence", "high"),         # optional fields are validated when present
         ("playing_before_start", -1.0),  # negative time
         ("video_id", ""),
         ("video_id", "a/b"),
@@ -173,15 +174,36 @@ def test_bad_on_error_value(messy):
 
 
 def test_find_audio(tmp_path):
-    (tmp_path / "a.wav").write_bytes(b"")
-    (tmp_path / "b.flac").write_bytes(b"")
-    (tmp_path / "c.mp3").write_bytes(b"")
-    assert find_audio(tmp_path, ["b", "a", "a"]) == {"a": tmp_path / "a.wav", "b": tmp_path / "b.flac"}
+    for name in ("a.wav", "b.flac", "c.mp3", "d.M4A", "E.WAV", "f.webm", "g.opus", "h.ogg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert find_audio(tmp_path, ["b", "a", "a", "c", "d", "E", "f", "g", "h"]) == {
+        "a": tmp_path / "a.wav", "b": tmp_path / "b.flac", "c": tmp_path / "c.mp3", "d": tmp_path / "d.M4A",
+        "E": tmp_path / "E.WAV", "f": tmp_path / "f.webm", "g": tmp_path / "g.opus", "h": tmp_path / "h.ogg"}
     with pytest.raises(FileNotFoundError) as ei:
-        find_audio(tmp_path, ["a", "c", "zz", "b"])
-    assert "2 of 4" in str(ei.value) and "c, zz" in str(ei.value)
-    (tmp_path / "a.flac").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"both \.wav and \.flac.*'a'"):
+        find_audio(tmp_path, ["a", "notes", "zz", "b"])  # a .txt is not audio; ids are case-sensitive stems
+    assert "2 of 4" in str(ei.value) and "notes, zz" in str(ei.value) and "m4a" in str(ei.value)
+    (tmp_path / "a.m4a").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"more than one audio file for 1 video\(s\): a \(a.m4a, a.wav\)"):
         find_audio(tmp_path, ["a"])
     with pytest.raises(ValueError, match="unsafe video_id"):
         find_audio(tmp_path, ["../etc/passwd"])
+
+
+def test_only_segmentation_fields_are_required(tmp_path):
+    """ids and the five times suffice; a missing or null teacher reads as 'unknown'; extras are kept."""
+    core = {"moment_id": "m1", "video_id": "v", "stop_timestamp": 20.0, "feedback_start": 20.5,
+            "feedback_end": 30.0, "playing_before_start": 10.0, "playing_before_end": 20.0}
+    p = tmp_path / "m.jsonl"
+    p.write_text(json.dumps(core) + "\n" + json.dumps({**core, "moment_id": "m2", "teacher": None,
+                                                        "stop_timestamp": 40.0, "playing_before_end": 40.0,
+                                                        "note": "x"}) + "\n"
+                 + json.dumps({**core, "moment_id": "m3", "teacher": "T", "musical_dimension": "pedal",
+                               "stop_timestamp": 60.0, "playing_before_end": 60.0}) + "\n")
+    ms, rep = load_moments(p)
+    assert rep.n_valid == 3 and [m.teacher for m in ms] == ["unknown", "unknown", "T"]
+    assert ms[0].musical_dimension is None and ms[2].musical_dimension == "pedal" and ms[1].model_extra == {"note": "x"}
+    for field in ("moment_id", "video_id", "stop_timestamp", "feedback_start", "feedback_end",
+                  "playing_before_start", "playing_before_end"):
+        p.write_text(json.dumps({k: v for k, v in core.items() if k != field}) + "\n")
+        with pytest.raises(MomentsError, match=f"missing field '{field}'"):
+            load_moments(p)

@@ -170,7 +170,7 @@ def test_messy_fixture_every_case_counted(tmp_path):
     reasons = " | ".join(s["reason"] for s in rep["load"]["skipped"])
     for frag in ("invalid JSON", "expected a JSON object", "field 'stop_timestamp'",
                  "feedback_end 4.0 < feedback_start", "playing window ends after the stop", "field 'video_id'", "NaN is not valid JSON",
-                 "duplicate moment_id 'a1'", "missing field 'teacher'"):
+                 "duplicate moment_id 'a1'", "missing field 'stop_timestamp'"):
         assert frag in reasons
     expected = {"duplicates_dropped": 1, "stop_dropped_too_short": 1, "stop_dropped_after_audio_end": 2,
                 "stop_clamped": 2, "stop_dropped_too_short_after_clamp": 1, "stop_trimmed_overlap": 2,

@@ -1,11 +1,13 @@
 """From a recordings folder to labelled segment windows and their embeddings.
 
-A recordings folder holds ``all_moments.jsonl`` plus ``<video_id>.wav``/``.flac`` per video (any rate,
-mono or stereo); the simulated folder additionally holds ``provenance.json``. Both go through the
+A recordings folder holds ``all_moments.jsonl`` plus one audio file per video, ``<video_id>.<suffix>``
+in any format of :data:`pianoeval.audio_io.AUDIO_SUFFIXES` (wav, flac, mp3, m4a, webm, opus, ogg, ...;
+suffix in any case; any rate, mono or stereo; decoded with PyAV); the simulated folder additionally
+holds ``provenance.json``. Both go through the
 same code: moments -> :func:`~.segments.build_segments` (variant ``all``) and
 :func:`~.segments.duration_matched` (variant ``duration_matched``) -> one segment table; every
-distinct window is then read from its video file (seek, downmix, the extractor resamples) and
-embedded with the configured extractor.
+distinct window is then read from its video file (decoded forward once per video, downmixed; the
+extractor resamples) and embedded with the configured extractor.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
+from pianoeval.audio_io import AUDIO_SUFFIXES, AudioReader, audio_info
 from pianoeval.masterclass.moments import MOMENTS_FILE, find_audio, load_moments
 from pianoeval.masterclass.segments import build_segments, duration_matched
 
@@ -28,13 +30,14 @@ SEGMENT_COLUMNS = ("variant", "segment_id", "video_id", "teacher", "label", "sta
 
 
 def audio_durations(paths: dict[str, Path]) -> dict[str, float]:
-    """video_id -> seconds, from the file headers (nothing is decoded)."""
+    """video_id -> seconds, from the file headers (exact for wav/flac; FFmpeg's estimate for lossy formats,
+    decoded only when no header gives a duration)."""
     out = {}
     for vid, path in paths.items():
-        info = sf.info(str(path))
-        if info.frames <= 0 or info.samplerate <= 0:
-            raise ValueError(f"{path}: audio has {info.frames} frames at {info.samplerate} Hz")
-        out[vid] = info.frames / info.samplerate
+        info = audio_info(path)
+        if info.duration <= 0:
+            raise ValueError(f"{path}: audio has no samples ({info.duration} s at {info.sample_rate} Hz)")
+        out[vid] = info.duration
     return out
 
 
@@ -57,7 +60,7 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
     if not moments:
         raise ValueError(f"{input_dir / MOMENTS_FILE}: no valid moments")
     paths = find_audio(input_dir, [m.video_id for m in moments])
-    on_disk = {p.stem for p in input_dir.iterdir() if p.suffix.lower() in (".wav", ".flac")}
+    on_disk = {p.name[: -len(p.suffix)] for p in input_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES}
     segs, seg_rep = build_segments(moments, audio_durations(paths), min_continue_duration, min_stop_duration)
     if duration_pool not in ("video", "all"):
         raise ValueError(f"duration_pool must be 'video' or 'all', got {duration_pool!r}")
@@ -74,20 +77,14 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
 
 
 def read_window(path: str | Path, start: float, end: float) -> tuple[np.ndarray, int]:
-    """Samples [round(start*sr), round(end*sr)) of an audio file, downmixed to mono.
+    """Samples [round(start*sr), round(end*sr)) of an audio file (any format), downmixed to mono.
 
     Returns
     -------
     audio : (n,) float32. sample_rate : int.
     """
-    with sf.SoundFile(str(path)) as f:
-        sr = f.samplerate
-        i0, i1 = int(round(start * sr)), min(int(round(end * sr)), f.frames)
-        if not 0 <= i0 < i1:
-            raise ValueError(f"{path}: window [{start}, {end}] s is empty or outside the audio ({f.frames / sr:.3f} s)")
-        f.seek(i0)
-        x = f.read(i1 - i0, dtype="float32", always_2d=True)
-    return x.mean(axis=1, dtype=np.float32), sr
+    with AudioReader(path) as reader:
+        return reader.read(start, end)
 
 
 def distinct_windows(table: pd.DataFrame) -> pd.DataFrame:
@@ -96,22 +93,44 @@ def distinct_windows(table: pd.DataFrame) -> pd.DataFrame:
     return w.sort_values(["video_id", "start", "end"], kind="stable").reset_index(drop=True)
 
 
-def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (segment_id, frames (T, D)) for each window, via the extractor's own resampling."""
-    for row in windows.itertuples(index=False):
-        x, sr = read_window(audio[row.video_id], row.start, row.end)
-        yield row.segment_id, model.timestamp_embeddings(x, sr)[0]
+def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model,
+                           loudness=None) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (segment_id, frames (T, D)) for each window (sorted by video and start: each video is decoded
+    once), via the extractor's own resampling. ``loudness``: a :class:`pianoeval.loudness.LoudnessCounter`
+    that normalises each window first, as the extract stage does (None = off)."""
+    reader = None
+    try:
+        for row in windows.itertuples(index=False):
+            if reader is None or reader.path != str(audio[row.video_id]):
+                if reader is not None:
+                    reader.close()
+                reader = AudioReader(audio[row.video_id])
+            x, sr = reader.read(row.start, row.end)
+            if loudness is not None:
+                x = loudness(x, sr)
+            yield row.segment_id, model.timestamp_embeddings(x, sr)[0]
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def embed_segments(table: pd.DataFrame, input_dir: str | Path, out: str | Path, model, *, extractor: str,
-                   dtype: str = "float32") -> dict:
-    """Embed every distinct window of a segment table into one embedding store (keys = segment ids)."""
+                   dtype: str = "float32", loudness_lufs: float | None = None) -> dict:
+    """Embed every distinct window of a segment table into one embedding store (keys = segment ids).
+    ``loudness_lufs``: the extract stage's loudness target (None = off); recorded with the extractor params
+    so the quality checkpoints' extractor check sees it. The summary's ``loudness`` counts what it did."""
     from pianoeval.embedding_store import write_embedding_store  # imports torch: only where needed
+    from pianoeval.loudness import LoudnessCounter, embedding_params
+
     windows = distinct_windows(table)
     audio = find_audio(input_dir, windows["video_id"].unique())
-    summary = write_embedding_store(out, iter_window_embeddings(windows, audio, model), extractor=extractor,
-                                    extractor_params=model.params(), frame_rate=model.frame_rate, dtype=dtype)
+    loud = LoudnessCounter(loudness_lufs)
+    summary = write_embedding_store(out, iter_window_embeddings(windows, audio, model, loud),
+                                    extractor=extractor, extractor_params=embedding_params(model.params(), loudness_lufs),
+                                    frame_rate=model.frame_rate, dtype=dtype)
     summary["seconds"] = float((windows["end"] - windows["start"]).sum())
+    summary["loudness"] = loud.summary()
+    summary["loudness_line"] = loud.line()
     return summary
 
 

@@ -1,9 +1,13 @@
 """Teaching moments: pydantic schema, JSONL loader/writer, audio lookup.
 
 One JSONL line = one moment where a teacher stopped the student. Times are seconds from the start
-of the video's audio. Validation is strict (``"3"`` is not a float, ``1`` is not a bool, ``3.0`` is
-not an int; an int is accepted for a float). A line is rejected when it is not valid UTF-8 / JSON
-(``NaN``/``Infinity`` literals included), is not an object, lacks a field, has a wrong type, has a
+of the video's audio. Required are only the fields segmentation uses: ``moment_id``, ``video_id`` and
+the five times (``stop_timestamp``, ``feedback_start``, ``feedback_end``, ``playing_before_start``,
+``playing_before_end``); every other schema field is optional and validated when present (a missing
+``teacher`` reads as ``"unknown"``: per-teacher metrics then pool those videos). Validation is strict
+(``"3"`` is not a float, ``1`` is not a bool, ``3.0`` is not an int; an int is accepted for a float).
+A line is rejected when it is not valid UTF-8 / JSON
+(``NaN``/``Infinity`` literals included), is not an object, lacks a required field, has a wrong type, has a
 non-finite or negative time, has ``feedback_end < feedback_start`` or
 ``playing_before_end < playing_before_start``, has a playing window ending after the stop
 (``playing_before_end > stop_timestamp + 1e-6``), has a ``video_id`` that is not a safe file stem
@@ -21,13 +25,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pianoeval.audio_io import AUDIO_SUFFIXES
 
 VIDEO_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 TIME_TOL = 1e-6
 MAX_REPORTED_ERRORS = 20
-AUDIO_SUFFIXES = (".wav", ".flac")
-# Layout of a recordings folder: this file, one <video_id>.wav/.flac per video, and (simulated
+UNKNOWN_TEACHER = "unknown"
+# Layout of a recordings folder: this file, one <video_id>.<audio suffix> per video (any format of
+# pianoeval.audio_io.AUDIO_SUFFIXES, suffix in any case), and (simulated
 # sessions only) the provenance file that says which PercePiano performance lies where.
 MOMENTS_FILE = "all_moments.jsonl"
 PROVENANCE_FILE = "provenance.json"
@@ -50,32 +57,39 @@ class Moment(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
 
+    # Field order = the order written back (write_moments). Required: what segmentation uses (ids and
+    # the five times); the rest is optional and validated when present (null allowed).
     moment_id: str = Field(min_length=1)
     video_id: str = Field(pattern=VIDEO_ID_PATTERN)
-    video_title: str
-    teacher: str
+    video_title: str | None = None
+    teacher: str = UNKNOWN_TEACHER
     stop_timestamp: float = Field(ge=0)
     feedback_start: float = Field(ge=0)
     feedback_end: float = Field(ge=0)
     playing_before_start: float = Field(ge=0)
     playing_before_end: float = Field(ge=0)
-    transcript_text: str
-    feedback_summary: str
-    musical_dimension: str
-    secondary_dimensions: list[str]
-    severity: str
-    feedback_type: str
-    piece: str
-    composer: str
-    passage_description: str | None
-    student_level: str | None
-    stop_order: int
-    total_stops: int
-    time_spent_seconds: float = Field(ge=0)
-    confidence: float
-    demonstrated: bool
-    extracted_at: str
-    extraction_model: str
+    transcript_text: str | None = None
+    feedback_summary: str | None = None
+    musical_dimension: str | None = None
+    secondary_dimensions: list[str] | None = None
+    severity: str | None = None
+    feedback_type: str | None = None
+    piece: str | None = None
+    composer: str | None = None
+    passage_description: str | None = None
+    student_level: str | None = None
+    stop_order: int | None = None
+    total_stops: int | None = None
+    time_spent_seconds: float | None = Field(None, ge=0)
+    confidence: float | None = None
+    demonstrated: bool | None = None
+    extracted_at: str | None = None
+    extraction_model: str | None = None
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _teacher_null(cls, v):
+        return UNKNOWN_TEACHER if v is None else v
 
     @model_validator(mode="after")
     def _check_windows(self) -> "Moment":
@@ -94,6 +108,7 @@ class Moment(BaseModel):
 
 
 SCHEMA_FIELDS: tuple[str, ...] = tuple(Moment.model_fields)
+REQUIRED_FIELDS: tuple[str, ...] = tuple(k for k, f in Moment.model_fields.items() if f.is_required())
 
 
 @dataclass
@@ -213,11 +228,12 @@ def write_moments(path: str | os.PathLike, moments: Iterable[Moment]) -> None:
 
 
 def find_audio(raw_dir: str | os.PathLike, video_ids: Iterable[str]) -> dict[str, Path]:
-    """Map each video id to ``<raw_dir>/<video_id>.wav`` or ``.flac``.
+    """Map each video id to its audio file ``<raw_dir>/<video_id><suffix>``, any suffix of
+    :data:`pianoeval.audio_io.AUDIO_SUFFIXES` in any letter case (``ID.WAV``, ``ID.m4a``, ``ID.webm``...).
 
     Raises
     ------
-    ValueError : an id is not a safe file stem, or both a .wav and a .flac exist (ambiguous).
+    ValueError : an id is not a safe file stem, or two audio files exist for one id (ambiguous).
     FileNotFoundError : listing every id with no audio file.
     """
     raw_dir = Path(raw_dir)
@@ -225,20 +241,26 @@ def find_audio(raw_dir: str | os.PathLike, video_ids: Iterable[str]) -> dict[str
     bad = [v for v in ids if not isinstance(v, str) or not re.fullmatch(VIDEO_ID_PATTERN[1:-1], v)]
     if bad:
         raise ValueError(f"unsafe video_id(s) (must match {VIDEO_ID_PATTERN}): {bad}")
+    by_stem: dict[str, list[Path]] = {}
+    if raw_dir.is_dir():
+        for p in sorted(raw_dir.iterdir()):
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES:
+                by_stem.setdefault(p.name[: -len(p.suffix)], []).append(p)
     found: dict[str, Path] = {}
     missing, ambiguous = [], []
     for v in ids:
-        hits = [raw_dir / f"{v}{s}" for s in AUDIO_SUFFIXES if (raw_dir / f"{v}{s}").is_file()]
+        hits = by_stem.get(v, [])
         if not hits:
             missing.append(v)
         elif len(hits) > 1:
-            ambiguous.append(v)
+            ambiguous.append(f"{v} ({', '.join(p.name for p in hits)})")
         else:
             found[v] = hits[0]
     if ambiguous:
-        raise ValueError(f"{raw_dir}: both .wav and .flac exist for {len(ambiguous)} video(s): {ambiguous}")
+        raise ValueError(f"{raw_dir}: more than one audio file for {len(ambiguous)} video(s): {'; '.join(ambiguous)}")
     if missing:
         raise FileNotFoundError(
-            f"{raw_dir}: no .wav/.flac audio for {len(missing)} of {len(ids)} video(s): {', '.join(missing)}"
+            f"{raw_dir}: no audio file ({'/'.join(s[1:] for s in AUDIO_SUFFIXES)}, any case) for {len(missing)} "
+            f"of {len(ids)} video(s): {', '.join(missing)}"
         )
     return found

@@ -17,13 +17,14 @@ def main() -> None:
     t0 = time.perf_counter()
     model = load_model(name, **(ex.get(name) or {}))
     summary = embed_segments(read_segment_table(p["segments"]), input_dir, p["out"], model, extractor=name,
-                             dtype=ex["dtype"])
+                             dtype=ex["dtype"], loudness_lufs=ex.get("loudness_lufs"))
     summary.update(extractor=name, seconds_wall=time.perf_counter() - t0)
     # bytes and wall time vary between machines: kept out of the committed metrics
     write_json("metrics/masterclass_embed.json",
-               {k: v for k, v in summary.items() if k not in ("bytes", "seconds_wall")})
+               {k: v for k, v in summary.items() if k not in ("bytes", "seconds_wall", "loudness_line")})
     print(f"masterclass_embed: {summary['segments']} windows ({summary['seconds'] / 60:.0f} min of audio), "
-          f"{summary['frames']} frames x {summary['dim']} with {name} in {summary['seconds_wall']:.0f} s")
+          f"{summary['frames']} frames x {summary['dim']} with {name} in {summary['seconds_wall']:.0f} s; "
+          f"{summary['loudness_line']}")
 
 
 if __name__ == "__main__":
