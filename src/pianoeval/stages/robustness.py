@@ -17,6 +17,7 @@ from ..embedding_store import EmbeddingStore
 from ..extractors import load_model
 from ..io import load_params, write_json
 from ..labels import load_labels
+from ..loudness import embedding_params
 from ..masterclass.scoring import check_extractor, load_checkpoints
 from ..t4.figures import robustness_heatmap
 from ..t4.augment import parse_grid
@@ -57,7 +58,8 @@ def main() -> None:
 
     # -- PercePiano: a seeded passage subset, augmented in memory, scored out of fold
     model = load_model(ex["extractor"], **(ex.get(ex["extractor"]) or {}))
-    check_extractor(heads, ex["extractor"], model.params())
+    loudness = ex.get("loudness_lufs")
+    check_extractor(heads, ex["extractor"], embedding_params(model.params(), loudness))
     bank = RoomBank.load(p["rooms"])
     pcfg = p["percepiano"]
     with AudioStore(p["percepiano_audio"]) as store:
@@ -65,7 +67,7 @@ def main() -> None:
                               min_performances=pcfg["min_performances"], max_minutes=pcfg["max_minutes"],
                               seed=pcfg["seed"])
         keys = sub["key"].tolist()
-        pp_clean, pp_aug, _ = percepiano_pooled(keys, store, model, grid, bank, p["seed"], workers)
+        pp_clean, pp_aug, _ = percepiano_pooled(keys, store, model, grid, bank, p["seed"], workers, loudness)
     pp_pred_clean, assignment = score_out_of_fold(pp_clean, keys, sub["pianist_id"].tolist(), heads)
     pp_pred_aug = [score_out_of_fold(a, keys, sub["pianist_id"].tolist(), heads)[0] for a in pp_aug]
     y = sub[list(MEAN_COLUMNS)].to_numpy(dtype=np.float64)
@@ -121,6 +123,7 @@ def main() -> None:
               "percepiano_passages": int(sub["passage"].nunique()), "percepiano_same_passage_pairs": n_pairs_pp,
               "percepiano_pianists": int(sub["pianist_id"].nunique()), "conditions": len(grid),
               "n_boot": p["n_boot"]},
+        "loudness_lufs": loudness,
         "checkpoints": {"n": len(heads), "split": splits,
                         "percepiano_models_per_segment": sorted({len(v) for v in assignment.values()})},
         "targets": {**targets, "missed": missed},

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..dimensions import DIMENSIONS, MEAN_COLUMNS
 from ..extractors import mean_std
+from ..loudness import normalize_loudness
 from ..masterclass.scoring import allowed_models, check_no_leakage, quality_scores, train_pianists
 from .augment import Condition, apply_augmentation, draw_params, ordered_parallel_map, pair_rng
 from .robustness import (between_item_cosine, bootstrap_weights, correlation_per_dim, embedding_metrics,
@@ -64,15 +65,18 @@ def select_passages(labels: pd.DataFrame, durations: dict[str, float], *, n_pass
 
 
 def percepiano_pooled(keys: list[str], store, model, grid: list[Condition], bank, seed: int,
-                      workers: int) -> tuple[np.ndarray, np.ndarray, list[list[dict]]]:
+                      workers: int, loudness_lufs: float | None = None) -> tuple[np.ndarray, np.ndarray, list[list[dict]]]:
     """Clean (n, 2D) and augmented (C, n, 2D) pooled embeddings of PercePiano segments, and the
     params drawn for each (condition, segment). Pair (segment, k) with k = condition index is seeded
-    exactly like a T4 pair."""
+    exactly like a T4 pair. Each clip (clean or augmented) is normalised to ``loudness_lufs`` before
+    the extractor, as the extract stage does (None = off)."""
     audio = dict(store.iter_audio(keys))
     sr = store.sample_rate
     params = [[draw_params(c, pair_rng(seed, key, k), bank) for key in keys] for k, c in enumerate(grid)]
 
     def embed(x: np.ndarray) -> np.ndarray:
+        if loudness_lufs is not None:
+            x = normalize_loudness(x, sr, loudness_lufs)[0]
         return mean_std(model.timestamp_embeddings(x, sr)[0])
 
     def job(item):
