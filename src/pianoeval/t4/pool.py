@@ -95,49 +95,64 @@ def performance_span(events: list[tuple[float, mido.Message]]) -> tuple[float, f
     return min(onsets), max(t for t, _ in events)
 
 
+def choose_clips(sources: list[str], span_of, *, n_clips: int, clips_per_performance: int, clip_seconds: float,
+                 seed: int) -> tuple[list[dict], list[str]]:
+    """Seeded choice of sources (performances or recordings) and clip positions.
+
+    Sources are visited in a seeded random order; each is cut into ``clips_per_performance`` equal
+    sections of its span ``span_of(source) -> (first, last)`` seconds, and one clip start is drawn
+    uniformly inside each section so that the clip fits in it (clips never overlap). A source whose
+    sections are shorter than ``clip_seconds`` is skipped and listed. The first ``n_clips`` clips in
+    visiting order are kept.
+
+    Returns ([{"source", "j", "start", "end"}], skipped-too-short sources).
+    """
+    if n_clips < 1 or clips_per_performance < 1 or clip_seconds <= 0:
+        raise ValueError("params t4_pool: n_clips, clips_per_performance >= 1 and clip_seconds > 0 required")
+    rng = np.random.default_rng(seed)
+    rows, too_short = [], []
+    for i in rng.permutation(len(sources)):
+        if len(rows) >= n_clips:
+            break
+        first, last = span_of(sources[i])
+        section = (last - first) / clips_per_performance
+        if section < clip_seconds:
+            too_short.append(sources[i])
+            continue
+        for j in range(clips_per_performance):
+            start = round(first + j * section + float(rng.uniform(0.0, section - clip_seconds)), 3)
+            rows.append({"source": sources[i], "j": j, "start": start, "end": round(start + clip_seconds, 3)})
+    if len(rows) < n_clips:
+        raise ValueError(f"t4_pool: only {len(rows)} clips of {clip_seconds} s possible from {len(sources)} "
+                         f"candidates ({len(too_short)} too short), params ask n_clips={n_clips}")
+    return rows[:n_clips], too_short
+
+
 def select_clips(candidates: pd.DataFrame, asap_dir: str | Path, *, n_clips: int, clips_per_performance: int,
                  clip_seconds: float, seed: int, events_of=midi_events) -> tuple[pd.DataFrame, dict]:
-    """Seeded choice of performances and clip positions.
-
-    ``ceil(n_clips / clips_per_performance)`` performances are drawn without replacement; each is
-    cut into ``clips_per_performance`` equal sections and one clip start is drawn uniformly inside
-    each section so that the clip fits in it (clips never overlap). A performance shorter than
-    ``clips_per_performance * clip_seconds`` (after its first note) is skipped and counted. The
-    first ``n_clips`` clips in draw order are kept.
+    """:func:`choose_clips` over ASAP candidate performances, spans from their MIDI (first note onset
+    to last event). ``events_of(path)`` parses a MIDI file (pass a cached one: parsing a long
+    performance with mido takes longer than rendering its clip).
 
     Returns
     -------
     clips : DataFrame clip_id, midi_performance, composer, title, start, end (seconds in the performance).
     report : counts.
     """
-    if n_clips < 1 or clips_per_performance < 1 or clip_seconds <= 0:
-        raise ValueError("params t4_pool: n_clips, clips_per_performance >= 1 and clip_seconds > 0 required")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(candidates))
-    rows, too_short = [], []
-    for i in order:
-        if len(rows) >= n_clips:
-            break
-        perf = candidates.iloc[i]
-        path = Path(asap_dir) / perf["midi_performance"]
+    by_id = candidates.set_index("midi_performance")
+
+    def span(pid: str) -> tuple[float, float]:
+        path = Path(asap_dir) / pid
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: MIDI of pool performance '{perf['midi_performance']}' missing "
-                                    f"(vendor it into {asap_dir})")
-        first, last = performance_span(events_of(path))
-        section = (last - first) / clips_per_performance
-        if section < clip_seconds:
-            too_short.append(perf["midi_performance"])
-            continue
-        for j in range(clips_per_performance):
-            start = first + j * section + float(rng.uniform(0.0, section - clip_seconds))
-            start = round(start, 3)
-            rows.append({"clip_id": f"{perf['midi_performance'].removesuffix('.mid')}#{j}",
-                         "midi_performance": perf["midi_performance"], "composer": perf["composer"],
-                         "title": perf["title"], "start": start, "end": round(start + clip_seconds, 3)})
-    if len(rows) < n_clips:
-        raise ValueError(f"t4_pool: only {len(rows)} clips of {clip_seconds} s possible from {len(candidates)} "
-                         f"candidate performances ({len(too_short)} too short), params ask n_clips={n_clips}")
-    clips = pd.DataFrame(rows[:n_clips])
+            raise FileNotFoundError(f"{path}: MIDI of pool performance '{pid}' missing (vendor it into {asap_dir})")
+        return performance_span(events_of(path))
+
+    chosen, too_short = choose_clips(list(by_id.index), span, n_clips=n_clips,
+                                     clips_per_performance=clips_per_performance, clip_seconds=clip_seconds,
+                                     seed=seed)
+    clips = pd.DataFrame([{"clip_id": f"{c['source'].removesuffix('.mid')}#{c['j']}", "midi_performance": c["source"],
+                           "composer": by_id.loc[c["source"], "composer"], "title": by_id.loc[c["source"], "title"],
+                           "start": c["start"], "end": c["end"]} for c in chosen])
     return clips, {"performances_used": int(clips["midi_performance"].nunique()),
                    "skipped_too_short": len(too_short), "skipped_too_short_ids": too_short}
 
@@ -205,3 +220,39 @@ def excerpt_midi(events: list[tuple[float, mido.Message]], dst: str | Path, star
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     mid.save(dst)
     return {"notes": n_notes, "notes_cut_at_start": int(cut_at_start or 0)}
+
+
+def fetched_clips(files: dict[str, Path], sample_rate: int, *, n_clips: int, clips_per_performance: int,
+                  clip_seconds: float, seed: int) -> tuple[list[tuple[str, np.ndarray]], pd.DataFrame, dict]:
+    """Clips of fetched recordings (id -> audio file, from :func:`pianoeval.acquire.fetched_items`).
+
+    Same seeded rule as the offline pool (:func:`choose_clips`, span = the whole recording). Each
+    chosen recording is decoded once (PyAV: any format yt-dlp fetched), mixed to mono and resampled
+    to ``sample_rate``; samples beyond full scale (resampling can overshoot) are clipped and counted.
+    The level is kept as recorded.
+
+    Returns ([(clip_id, audio)], clips table, report).
+    """
+    from ..audio_io import audio_info, load_audio
+
+    durations = {rid: audio_info(path).duration for rid, path in files.items()}
+    chosen, too_short = choose_clips(sorted(files), lambda rid: (0.0, durations[rid]), n_clips=n_clips,
+                                     clips_per_performance=clips_per_performance, clip_seconds=clip_seconds,
+                                     seed=seed)
+    decoded: dict[str, np.ndarray] = {}
+    out, rows, clipped = [], [], 0
+    for c in chosen:
+        rid = c["source"]
+        if rid not in decoded:
+            decoded[rid] = load_audio(files[rid], sample_rate)
+        a, b = int(round(c["start"] * sample_rate)), int(round(c["end"] * sample_rate))
+        clip = decoded[rid][a:b]
+        clipped += int(np.count_nonzero(np.abs(clip) > 1.0))
+        clip_id = f"{rid}#{c['j']}"
+        out.append((clip_id, np.clip(clip, -1.0, 1.0).astype(np.float32)))
+        rows.append({"clip_id": clip_id, "recording": rid, "file": files[rid].name, "start": c["start"],
+                     "end": round(c["start"] + clip.size / sample_rate, 3)})
+    report = {"recordings_fetched": len(files), "recordings_used": len(decoded), "skipped_too_short": len(too_short),
+              "skipped_too_short_ids": too_short, "clipped_samples": clipped,
+              "recorded_minutes": sum(durations.values()) / 60}
+    return out, pd.DataFrame(rows), report
