@@ -41,6 +41,21 @@ OVERRIDES = {
     ("t3_eval", "n_perm"): 20,
     ("audit", "competition", "n_boot"): 200,
     ("audit", "competition", "n_perm"): 200,
+    # T4: two 8 s clips, four conditions (two of them need the IR bank), one PercePiano passage.
+    ("t4_rooms", "rt60_targets"): [0.3],
+    ("t4_pool", "n_clips"): 2,
+    ("t4_pool", "clip_seconds"): 8.0,
+    ("t4_augment", "augmentations"): {"level": {"-6dB": {"gain_db": [-6, -6]}},
+                                      "noise": {"snr20": {"snr_db": [18, 22]}},
+                                      "reverb": {"small": {"rt60": [0.2, 0.5]}},
+                                      "phone": {"medium": {"rt60": [0.2, 0.4], "snr_db": [25, 30],
+                                                           "highpass_hz": [90, 120], "lowpass_hz": [7500, 8500],
+                                                           "comp_ratio": [3, 5], "comp_threshold_db": [3, 6],
+                                                           "vbr_quality": [4, 6]}}},
+    ("robustness", "percepiano", "n_passages"): 1,
+    ("robustness", "percepiano", "min_performances"): 4,
+    ("robustness", "percepiano", "max_minutes"): 5.0,
+    ("robustness", "n_boot"): 100,
 }
 # A labeled score rendition: every stage downstream of render must drop and count it (students'
 # files are all needed: the subset has exactly the 12 pianists the 12 simulated sessions use).
@@ -149,6 +164,10 @@ def test_repro_push_clone_pull(tmp_path, s3_server):
     assert "render: 55 files" in log and "1 excluded" in log
     assert "train_quality: 55 labeled segments, 1 excluded" in log and "audit: 55 segments (1 excluded" in log
     assert run(["dvc", "status"], work).strip().endswith("up to date.")
+    robust = yaml.safe_load((work / "metrics/robustness.json").read_text())
+    assert robust["n"]["t4_pairs"] == 8 and robust["n"]["conditions"] == 4
+    assert set(robust["conditions"]) == {"level/-6dB", "noise/snr20", "reverb/small", "phone/medium"}
+    assert all(c["t4"]["n"] == 2 and c["percepiano"]["n"] >= 4 for c in robust["conditions"].values())
     before = tracked_outputs(work)
     assert any(k.endswith("audio.flac") for k in before) and any(k.endswith(".safetensors") for k in before)
 

@@ -418,6 +418,89 @@ class AuditCompetition(Section):
     exclude_percepiano_overlap: bool
 
 
+# --------------------------------------------------------------------------- T4 unlabeled audio and robustness
+Interval = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator(_ordered_range)]
+# augmentation -> severity -> parameter -> [lo, hi]; names and physical bounds are checked against
+# pianoeval.t4.augment (AUGMENTATIONS, BOUNDS) by its parse_grid when the stage starts.
+AugmentationGrid = Annotated[dict[str, Annotated[dict[str, dict[str, Interval]], Field(min_length=1)]],
+                             Field(min_length=1)]
+
+
+class T4RoomsParams(Section):
+    out: OutputPath
+    rt60_targets: Annotated[list[Annotated[float, Field(ge=0.1, le=3.0)]], Field(min_length=1)]
+    tolerance: OpenFraction
+    seed: Seed
+
+
+class T4FetchParams(Section):
+    enabled: bool
+    manifest: InputFile
+    out_dir: OutputPath
+    on_failure: OnError
+    download: DownloadParams
+
+
+class T4PoolParams(Section):
+    source: Literal["asap", "fetched"]
+    asap_dir: InputDir
+    exclude: InputFile
+    out_dir: OutputPath
+    clips: OutputPath
+    n_clips: PositiveInt
+    clips_per_performance: PositiveInt
+    clip_seconds: PositiveFloat
+    seed: Seed
+
+
+class T4AugmentParams(Section):
+    pool: InputDir
+    clips: InputFile
+    rooms: InputFile
+    out_dir: OutputPath
+    pairs: OutputPath
+    pairs_per_clip: NonNegativeInt  # 0 = every clip in every condition
+    seed: Seed
+    workers: NonNegativeInt
+    augmentations: AugmentationGrid
+
+
+class T4EmbedParams(Section):
+    clean_audio: InputDir
+    augmented_audio: InputDir
+    clean_out: OutputPath
+    augmented_out: OutputPath
+
+
+class RobustnessPercePiano(Section):
+    n_passages: PositiveInt
+    min_performances: Annotated[int, Field(ge=2)]
+    max_minutes: PositiveFloat
+    seed: Seed
+
+
+class RobustnessTargets(Section):
+    pearson_r_min: Annotated[float, Field(gt=-1, le=1)]
+    ranking_drop_max: OpenFraction
+
+
+class RobustnessParams(Section):
+    t4_clean: InputFile
+    t4_augmented: InputFile
+    pairs: InputFile
+    checkpoints: InputDir
+    labels: InputFile
+    oof: InputFile
+    percepiano_audio: InputDir
+    rooms: InputFile
+    predictions: OutputPath
+    percepiano: RobustnessPercePiano
+    seed: Seed
+    n_boot: PositiveInt
+    workers: NonNegativeInt
+    targets: RobustnessTargets
+
+
 # --------------------------------------------------------------------------- audit
 class AuditMasterclassInputs(Section):
     segments: InputFile
@@ -548,6 +631,12 @@ SCHEMAS: dict[str, type[Section]] = {
     "t3_audio": TierAudioParams,
     "t3_embed": TierEmbedParams,
     "t3_eval": T3EvalParams,
+    "t4_rooms": T4RoomsParams,
+    "t4_fetch": T4FetchParams,
+    "t4_pool": T4PoolParams,
+    "t4_augment": T4AugmentParams,
+    "t4_embed": T4EmbedParams,
+    "robustness": RobustnessParams,
 }
 
 

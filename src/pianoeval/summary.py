@@ -13,6 +13,11 @@ HEADLINES = {
                              "blend.pianist.r2_mean", "mlp.pianist.ranking_accuracy_mean"],
     "metrics/masterclass.json": ["model_a.auc", "model_b.auc", "duration.auc", "duration_matched.model_a.auc",
                                  "duration_matched.model_b.auc", "duration_matched.teacher.random.model_b.auc"],
+    "metrics/robustness.json": ["n.t4_pairs", "n.percepiano_segments",
+                                "conditions.level/-6dB.percepiano.shift_abs_mean",
+                                "conditions.noise/snr20.percepiano.shift_abs_mean",
+                                "conditions.phone/medium.percepiano.shift_abs_mean",
+                                "conditions.phone/medium.percepiano.pearson_mean"],
     "metrics/audit.json": ["pca.n_significant", "reliability.noise_ceiling_mean", "probe.ridge_cv.pianist.r2_mean",
                            "downstream.all19.auc", "downstream.top5.auc"],
 }

@@ -1,0 +1,1 @@
+"""Tier T4: unlabeled piano audio, clean/augmented pairs, and the robustness of the quality model."""
