@@ -38,20 +38,28 @@ bench: setup-dev
 
 setup: $(STAMP)
 
+# Installs with uv (one pinned wheel bootstrapped by pip): it resolves and unpacks in parallel, ~4x faster
+# than pip here (benchmarks in README). torch comes first through pip, pinned and without its dependencies,
+# so pip's configuration (a local CPU wheel where the machine has one) picks the build: an unpinned torch
+# from PyPI is the CUDA build (gigabytes). uv then keeps that torch (the lock pins the same version) and
+# installs everything else with the exact versions of requirements.lock.
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+UV_INSTALL := $(UV) pip install -q --python $(BIN)/python -c requirements.lock
+
 $(STAMP): pyproject.toml requirements.lock scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# torch first and pinned: an unpinned torch pulls the CUDA build (gigabytes).
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c requirements.lock -e .
+	test -x $(UV) || $(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q --no-compile --no-deps torch==2.13.0
+	$(UV_INSTALL) -e .
 	touch $(STAMP)
 
 # Test-only packages (pytest, moto's S3 server, dvc-s3): `make demo` does not need them.
 setup-dev: $(DEV_STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(UV_INSTALL) -e '.[dev]'
 	touch $(DEV_STAMP)
 
 clean-venv:
