@@ -92,8 +92,9 @@ def make_folds(groups, n_folds: int) -> np.ndarray:
 class FeaturePrep:
     """What a fold does to its features before the logistic regression, fit on the training rows only.
 
-    kind: ``"standard"`` (z-score), ``"pca"`` (z-score, the ``n_components`` leading principal axes of
-    the training rows, scores z-scored again: a 512-d pooled embedding with a few hundred rows), or
+    kind: ``"standard"`` (z-score), ``"pca"`` (z-score, then the coordinates on the ``n_components``
+    leading principal axes of the training rows, not whitened: a 512-d pooled embedding with a few
+    hundred rows), or
     ``"spline"`` (a single column, e.g. log duration: a cubic B-spline basis with ``n_knots`` knots at
     training quantiles, linear beyond them, then z-scored: the flexible duration baseline).
     """
@@ -107,6 +108,12 @@ class FeaturePrep:
             raise ValueError(f"FeaturePrep.kind must be standard, pca or spline, got {self.kind!r}")
 
     def __call__(self, X_tr: np.ndarray, X_te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if X_tr.ndim == 3:  # D data sets at once (null-data checks): z-scoring only
+            if self.kind != "standard":
+                raise ValueError(f"batched data sets support FeaturePrep('standard') only, not {self.kind!r}")
+            mu, sd = X_tr.mean(1, keepdims=True), X_tr.std(1, keepdims=True)
+            sd = np.where(sd > 1e-12, sd, 1.0)
+            return (X_tr - mu) / sd, (X_te - mu) / sd
         if self.kind == "spline":
             from sklearn.preprocessing import SplineTransformer
 
@@ -120,10 +127,10 @@ class FeaturePrep:
         if self.kind == "pca" and self.n_components < min(Z_tr.shape):
             with threadpool_limits(**_ONE_BLAS_THREAD):
                 _, s, vt = np.linalg.svd(Z_tr, full_matrices=False)
+            # Not whitened: the model sees the z-scored geometry minus its low-variance directions
+            # (whitening would blow up directions the few training rows barely span).
             v = vt[: self.n_components].T
             Z_tr, Z_te = Z_tr @ v, Z_te @ v
-            scale = np.where(s[: self.n_components] > 0, s[: self.n_components] / np.sqrt(len(Z_tr)), 1.0)
-            Z_tr, Z_te = Z_tr / scale, Z_te / scale
         if Z_tr.shape[1] > Z_tr.shape[0]:  # more features than rows: the exact row-space reduction
             Z_tr, Z_te = _row_space(Z_tr, Z_te)
         return Z_tr, Z_te
@@ -131,13 +138,16 @@ class FeaturePrep:
 
 def _fit_columns(A_tr: np.ndarray, Y_tr: np.ndarray, A_te: np.ndarray, C: float, batch: int) -> np.ndarray:
     """P(label 1) of the test rows for every label column of ``Y_tr`` (n_tr, P): (n_te, P)."""
-    out = np.empty((A_te.shape[0], Y_tr.shape[1]))
-    # memory of the Newton Hessians ~ batch * max((r+1)^2, (r+1) n) floats: bounded to ~100 MB
-    width = A_tr.shape[1] + 1
-    batch = max(1, min(batch, int(2.5e7 // (width * (width if width <= 64 else A_tr.shape[0])))))
+    lead = A_tr.shape[:-2]  # () or (D,): D data sets sharing the label columns
+    out = np.empty((*lead, A_te.shape[-2], Y_tr.shape[1]))
+    # memory of the Newton Hessians ~ D * batch * max((r+1)^2, (r+1) n) floats: bounded to ~100 MB
+    width = A_tr.shape[-1] + 1
+    per_col = int(np.prod(lead)) * width * (width if width <= 64 else A_tr.shape[-2])
+    batch = max(1, min(batch, int(2.5e7 // per_col)))
     for i in range(0, Y_tr.shape[1], batch):
-        w, b = logistic_newton(A_tr, Y_tr[:, i:i + batch].astype(float), C)
-        out[:, i:i + batch] = expit(A_te @ w + b)
+        Yb = Y_tr[:, i:i + batch].astype(float)
+        w, b = logistic_newton(A_tr, np.broadcast_to(Yb, (*lead, *Yb.shape)) if lead else Yb, C)
+        out[..., i:i + batch] = expit(A_te @ w + b[..., None, :])
     return out
 
 
@@ -147,14 +157,16 @@ def cv_logistic(X, Y, fold_ids, C: float = 1.0, prep: FeaturePrep = FeaturePrep(
 
     Parameters
     ----------
-    X : (N, F) features. Y : (N,) or (N, P) 0/1 labels (e.g. the true labels and permutations of them).
+    X : (N, F) features, or (D, N, F) for D data sets with the same labels (standard prep only).
+    Y : (N,) or (N, P) 0/1 labels (e.g. the true labels and permutations of them).
     fold_ids : (N,) fold of each row (:func:`make_folds`). C : inverse L2 strength.
     prep : the per-fold feature preparation (depends on X only, so it is shared by all columns).
 
     Returns
     -------
-    oof : (N, P) (or (N,)) probabilities; NaN in a fold whose training rows hold one class of the first
-        column (within-video permutations keep each fold's class counts, so the same folds are skipped).
+    oof : (N, P) (or (N,); with D data sets (D, N, P)) probabilities; NaN in a fold whose training rows
+        hold one class of the first column (within-video permutations keep each fold's class counts,
+        so the same folds are skipped).
     skipped : the skipped fold ids.
     """
     X = np.asarray(X, dtype=float)
@@ -162,18 +174,19 @@ def cv_logistic(X, Y, fold_ids, C: float = 1.0, prep: FeaturePrep = FeaturePrep(
     one = Y.ndim == 1
     Y2 = Y[:, None] if one else Y
     fold_ids = np.asarray(fold_ids)
-    if X.ndim != 2 or Y2.shape[0] != X.shape[0] or fold_ids.shape != (X.shape[0],):
+    n = X.shape[-2] if X.ndim == 3 else X.shape[0]
+    if X.ndim not in (2, 3) or Y2.shape[0] != n or fold_ids.shape != (n,):
         raise ValueError(f"cv_logistic: X {X.shape}, Y {Y.shape}, fold_ids {fold_ids.shape} disagree")
-    oof = np.full(Y2.shape, np.nan)
+    oof = np.full((*X.shape[:-2], *Y2.shape), np.nan)
     skipped = []
     for f in np.unique(fold_ids):
         tr, te = np.flatnonzero(fold_ids != f), np.flatnonzero(fold_ids == f)
         if np.bincount(Y2[tr, 0].astype(int), minlength=2).min() == 0:
             skipped.append(int(f))
             continue
-        A_tr, A_te = prep(X[tr], X[te])
-        oof[te] = _fit_columns(A_tr, Y2[tr], A_te, C, batch)
-    return (oof[:, 0] if one else oof), skipped
+        A_tr, A_te = prep(X[..., tr, :], X[..., te, :])
+        oof[..., te, :] = _fit_columns(A_tr, Y2[tr], A_te, C, batch)
+    return (oof[..., 0] if one else oof), skipped
 
 
 def fit_predict_logistic(X_tr, y_tr, X_te, C: float = 1.0, prep: FeaturePrep = FeaturePrep()) -> np.ndarray:

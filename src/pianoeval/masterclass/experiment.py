@@ -174,7 +174,8 @@ def run_experiment(segments: pd.DataFrame, embeddings, scores: pd.DataFrame, ora
     jobs.sort(key=lambda j: (FEATURES[j[1]] != "embedding", j[1].endswith("_cal")))
     out = Parallel(n_jobs=n_jobs)(
         delayed(_task)("cal" if m.endswith("_cal") else "perm", data[v][1][FEATURES[m]], data[v][2], data[v][3],
-                       data[v][4], C, preps[m], n_perm, [seed, VARIANTS.index(v), MODELS.index(m)], level,
+                       data[v][4], C, preps[m], n_perm,
+                       seed if m.endswith("_cal") else [seed, VARIANTS.index(v), MODELS.index(m)], level,
                        min_calibration_class) for v, m in jobs)
     res = dict(zip(jobs, out))
 

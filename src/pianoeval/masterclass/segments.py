@@ -337,8 +337,8 @@ def duration_matched(segments: Sequence[Segment], seed: int = 0) -> tuple[list[S
             kept_stops.append(stop)
     out = sorted(kept_stops + pieces, key=_sort_key)
     _check_unique(out)
-    sd = np.array([s.duration for s in kept_stops])
-    cd = np.array([p.duration for p in pieces])
+    sd = np.round([s.duration for s in kept_stops], 6)  # a piece's end - start differs by float noise
+    cd = np.round([p.duration for p in pieces], 6)
     report = {
         "rule": "one CONTINUE piece per STOP window, same video, same duration, placed at random in unused "
                 "CONTINUE time; STOP windows without room are left out",
