@@ -166,7 +166,8 @@ def _project(tmp_path):
                        "weight_decay": 1e-4, "patience": 2, "val_frac": 0.15},
          "residuals": {"n_iter": 50}, "cca": {"n_pca": 4, "threshold": 0.3, "n_null": 20},
          "downstream": {"variants": ["all", "duration_matched"], "n_extreme": 5, "cv_folds": 3, "n_perm": 999,
-                        "equivalence_margin": 0.05, "level": 0.95, "negative_control_teacher": "random"}}
+                        "equivalence_margin": 0.05, "level": 0.95, "negative_control_teacher": "random",
+                        "n_jobs": 1}}
     return p, mc
 
 

@@ -79,23 +79,26 @@ def pairwise_ranking_accuracy(y_true, y_pred, groups=None, *, chunk_size: int = 
         groups = np.asarray(groups)
         if groups.shape != (n,):
             raise ValueError(f"groups: expected shape ({n},), got {groups.shape}")
+        # Pairs only exist inside a group: work group by group (sum of n_g^2 instead of N^2 pairs).
+        blocks = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    else:
+        blocks = [np.arange(n)]
     score = np.zeros(k)
     count = np.zeros(k)
-    cols = np.arange(n)
-    for a in range(0, n, chunk_size):
-        b = min(a + chunk_size, n)
-        rows = np.arange(a, b)
-        pair_ok = cols[None, :] > rows[:, None]  # (c, N): each unordered pair once
-        if groups is not None:
-            pair_ok &= groups[a:b, None] == groups[None, :]
-        if not pair_ok.any():
-            continue
-        st = np.sign(t[a:b, None, :] - t[None, :, :])  # (c, N, K)
-        sp = np.sign(p[a:b, None, :] - p[None, :, :])
-        valid = (st != 0) & pair_ok[:, :, None]
-        pts = np.where(sp == 0, 0.5, (st * sp > 0).astype(np.float64))
-        score += np.where(valid, pts, 0.0).sum(axis=(0, 1))
-        count += valid.sum(axis=(0, 1))
+    for idx in blocks:
+        tb, pb, m = t[idx], p[idx], idx.size
+        cols = np.arange(m)
+        for a in range(0, m, chunk_size):
+            b = min(a + chunk_size, m)
+            pair_ok = cols[None, :] > np.arange(a, b)[:, None]  # (c, m): each unordered pair once
+            if not pair_ok.any():
+                continue
+            st = np.sign(tb[a:b, None, :] - tb[None, :, :])  # (c, m, K)
+            sp = np.sign(pb[a:b, None, :] - pb[None, :, :])
+            valid = (st != 0) & pair_ok[:, :, None]
+            pts = np.where(sp == 0, 0.5, (st * sp > 0).astype(np.float64))
+            score += np.where(valid, pts, 0.0).sum(axis=(0, 1))
+            count += valid.sum(axis=(0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(count > 0, score / np.maximum(count, 1), np.nan)
 

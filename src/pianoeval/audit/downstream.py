@@ -27,6 +27,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
 from pianoeval.audit import _as_2d, _fl, _names
 from pianoeval.audit.factors import pca_correlation
@@ -180,6 +182,11 @@ def reduced_feature_sets(
     return sets, info
 
 
+def _permutation_task(X, y, videos, folds, C, prep, n_perm, seed, level):
+    with threadpool_limits(limits=1):  # one BLAS thread per worker
+        return permutation_auc_test(X, y, videos, folds, C=C, prep=prep, n_perm=n_perm, seed=seed, level=level)
+
+
 def stop_prediction(
     feature_sets: Mapping[str, np.ndarray],
     y: np.ndarray,
@@ -194,6 +201,7 @@ def stop_prediction(
     margin: float = 0.05,
     level: float = 0.95,
     seed: int = 0,
+    n_jobs: int = 1,
 ) -> dict:
     """Cross-validated STOP prediction from each feature set, with permutation tests.
 
@@ -206,7 +214,7 @@ def stop_prediction(
     C : classifier (``masterclass.classify``). cv_folds : student-grouped folds (0 = one per student).
     n_components : sets wider than this are reduced to their leading principal axes in each fold.
     n_perm : permutations per test. margin : equivalence margin of the TOST (AUC units).
-    level : interval level. seed : permutations.
+    level : interval level. seed : permutations. n_jobs : joblib workers for the sets' permutation tests.
 
     Returns
     -------
@@ -221,11 +229,14 @@ def stop_prediction(
     if reference not in feature_sets:
         raise ValueError(f"reference: '{reference}' is not one of {list(feature_sets)}")
     folds = make_folds(students, cv_folds)
+    sets = {name: _as_2d(f"feature set '{name}'", X, n_rows=len(y)) for name, X in feature_sets.items()}
+    preps = {name: FeaturePrep("pca", n_components=n_components) if X.shape[1] > n_components else FeaturePrep()
+             for name, X in sets.items()}
+    tests = Parallel(n_jobs=n_jobs)(
+        delayed(_permutation_task)(X, y, videos, folds, C, preps[name], n_perm, [seed, k], level)
+        for k, (name, X) in enumerate(sets.items()))
     oof, out = {}, {}
-    for k, (name, X) in enumerate(feature_sets.items()):
-        X = _as_2d(f"feature set '{name}'", X, n_rows=len(y))
-        prep = FeaturePrep("pca", n_components=n_components) if X.shape[1] > n_components else FeaturePrep()
-        r = permutation_auc_test(X, y, videos, folds, C=C, prep=prep, n_perm=n_perm, seed=[seed, k], level=level)
+    for (name, X), r in zip(sets.items(), tests):
         hit, _ = fold_threshold_predictions(r["oof"], y, folds)
         m = binary_metrics(y, r["oof"], pred=hit)
         oof[name] = r["oof"]
@@ -303,6 +314,7 @@ def downstream_stop(
     level: float = 0.95,
     seed: int = 0,
     negative_control: str | None = "random",
+    n_jobs: int = 1,
 ) -> dict:
     """Section 8 on a masterclass segment table.
 
@@ -317,7 +329,7 @@ def downstream_stop(
     n_factors : k of ``pca_k`` (the number of significant factors).
     probe_r2 : {dim: R^2} ranking audibility (top / bottom ``n_extreme``).
     variants : segment variants to evaluate (each must be present).
-    C, cv_folds, n_components, n_perm, margin, level, seed : see ``stop_prediction``.
+    C, cv_folds, n_components, n_perm, margin, level, seed, n_jobs : see ``stop_prediction``.
     negative_control : teacher whose videos are left out (the masterclass stage's negative control).
 
     Returns
@@ -343,9 +355,15 @@ def downstream_stop(
     out["n_control_segments_excluded"] = int(np.sum(is_ctrl))
     segments = segments[~np.asarray(is_ctrl)]
     for v in variants:
-        seg = segments[segments["variant"] == v]
-        if seg.empty:
+        if not (segments["variant"] == v).any() and out["n_control_segments_excluded"] == 0:
             raise ValueError(f"segments: no rows of variant '{v}'")
+        seg = segments[segments["variant"] == v]
+        labels_v = seg["label"].to_numpy(int)
+        n_students = seg["student" if "student" in seg else "video_id"].nunique()
+        if np.unique(labels_v).size < 2 or n_students < 2:  # e.g. nothing to match in a tiny run: reported
+            out["variants"][v] = {"status": f"skipped: {len(seg)} segments, {int(labels_v.sum())} STOP, "
+                                            f"{n_students} students (needs both classes and 2 students)"}
+            continue
         ids = seg["segment_id"].astype(str).tolist()
         absent = sorted(set(ids) - set(by_id.index))
         if absent:
@@ -361,9 +379,9 @@ def downstream_stop(
         students = seg["student"].to_numpy(str) if "student" in seg else None
         res = stop_prediction(sets, seg["label"].to_numpy(int), seg["video_id"].to_numpy(str), students,
                               C=C, cv_folds=cv_folds, n_components=n_components, n_perm=n_perm, margin=margin,
-                              level=level, seed=seed)
+                              level=level, seed=seed, n_jobs=n_jobs)
         res.pop("oof")
-        out["variants"][v] = res
+        out["variants"][v] = {"status": "ok", **res}
         out["feature_sets"] = info
         prefix = "" if v == "all" else f"{v}."
         for name, r in res["sets"].items():

@@ -329,7 +329,7 @@ def run_audit(p: dict, classify_C: float, masterclass_dir: str | Path, log=print
                            probes["ridge_cv"][default]["r2"], variants=dn["variants"], n_extreme=dn["n_extreme"],
                            C=classify_C, cv_folds=dn["cv_folds"], n_perm=dn["n_perm"],
                            margin=dn["equivalence_margin"], level=dn["level"], seed=seed,
-                           negative_control=dn["negative_control_teacher"])
+                           negative_control=dn["negative_control_teacher"], n_jobs=dn["n_jobs"])
     down["attention_pooling"] = pool_report
     down["audibility_probe"] = f"ridge_cv/{default}"
     report["downstream"] = down
@@ -349,7 +349,7 @@ def holm_correct_report(report: dict) -> dict:
     raw, where = {}, {}
     for v, res in report["downstream"]["variants"].items():
         prefix = "" if v == "all" else f"{v}."
-        for name, r in res["sets"].items():
+        for name, r in res.get("sets", {}).items():
             for key in ("auc_p_perm", "delta_p", "p_tost"):
                 if r.get(key) is not None:
                     tag = f"downstream.{prefix}{name}.{key}"

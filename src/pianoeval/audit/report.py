@@ -100,6 +100,12 @@ def plot_cca(cca: dict, path: str) -> None:
 
 
 def plot_downstream(table: pd.DataFrame, path: str) -> None:
+    if table.empty:  # no variant could be evaluated (tiny runs): an empty figure says so
+        fig, ax = plt.subplots(figsize=(7, 2))
+        ax.text(0.5, 0.5, "no variant with both classes", ha="center", va="center")
+        ax.set_axis_off()
+        save(fig, path)
+        return
     variants = list(dict.fromkeys(table["variant"]))
     sets = list(dict.fromkeys(table["feature_set"]))
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(sets) * len(variants) + 1.5))
@@ -132,15 +138,17 @@ def r2_long(report: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+DOWNSTREAM_COLUMNS = ("n_features", "auc", "auc_ci_low", "auc_ci_high", "auc_p_perm", "auc_p_perm_holm", "delta_auc",
+                      "delta_ci_low", "delta_ci_high", "delta_p", "delta_p_holm", "p_tost", "p_tost_holm")
+
+
 def downstream_long(report: dict) -> pd.DataFrame:
     rows = []
     for v, res in report["downstream"]["variants"].items():
-        for name, r in res["sets"].items():
-            rows.append({"variant": v, "feature_set": name, "label": f"{v}/{name}", **{
-                k: r.get(k) for k in ("n_features", "auc", "auc_ci_low", "auc_ci_high", "auc_p_perm", "auc_p_perm_holm",
-                                      "delta_auc", "delta_ci_low", "delta_ci_high", "delta_p", "delta_p_holm",
-                                      "p_tost", "p_tost_holm")}})
-    return pd.DataFrame(rows)
+        for name, r in res.get("sets", {}).items():
+            rows.append({"variant": v, "feature_set": name, "label": f"{v}/{name}",
+                         **{k: r.get(k) for k in DOWNSTREAM_COLUMNS}})
+    return pd.DataFrame(rows, columns=["variant", "feature_set", "label", *DOWNSTREAM_COLUMNS])
 
 
 def write_plot_data(report: dict, plots_dir: str) -> dict[str, pd.DataFrame]:
@@ -210,7 +218,7 @@ def markdown(report: dict, fig_rel: dict[str, str]) -> str:
             ["structured residual components", str(report["residuals"]["n_structured"])],
             ["canonical correlations > 0.3: in sample / held out",
              f"{report['cca']['n_above_threshold']} / {report['cca']['n_heldout_above_threshold']}"],
-            ["STOP AUC, all 19 scores (variant `all`)",
+            ["STOP AUC, all 19 scores (variant `all`, graded teachers)",
              _ci(report["downstream"]["variants"].get("all", {}).get("sets", {}).get("all19", {}))],
         ]),
         "",
@@ -386,8 +394,11 @@ def _p(x) -> str:
 
 
 def _downstream_text(dn: dict) -> str:
-    fs = dn["feature_sets"]
-    margin = next(iter(dn["variants"].values()))["margin"]
+    fs = dn.get("feature_sets")
+    ran = [res for res in dn["variants"].values() if res.get("status") == "ok"]
+    if not ran or fs is None:
+        return "No variant could be evaluated: " + "; ".join(f"`{v}` {r['status']}" for v, r in dn["variants"].items())
+    margin = ran[0]["margin"]
     parts = [f"Cross-validated AUC (folds grouped by student) with the masterclass stage's classifier "
              f"(standardised L2 logistic regression) on the graded teachers' videos (the "
              f"`{dn['negative_control_teacher']}` teacher's {dn['n_control_segments_excluded']} segments, the negative "
@@ -403,6 +414,9 @@ def _downstream_text(dn: dict) -> str:
              f"(`masterclass_simulate.teachers`): which reduced set works best mirrors those weights, not real "
              f"teachers."]
     for v, res in dn["variants"].items():
+        if res.get("status") != "ok":
+            parts.append(f"\nVariant `{v}`: {res['status']}.")
+            continue
         parts.append(f"\nVariant `{v}`: {res['n']} segments ({res['n_stop']} STOP) in {res['n_videos']} videos, "
                      f"{res['n_folds']} folds.\n")
         parts.append(_table(

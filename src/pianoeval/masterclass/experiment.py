@@ -152,25 +152,31 @@ def run_experiment(segments: pd.DataFrame, embeddings, scores: pd.DataFrame, ora
     ``plot_data`` ({name: DataFrame} for DVC plots), ``folds``.
     """
     preps = model_preps(n_components, spline_knots)
-    data, control = {}, {}
+    data, control, skipped_variants = {}, {}, {}
     for v in VARIANTS:
         seg = segments[segments["variant"] == v].reset_index(drop=True)
-        if seg.empty:
-            raise ValueError(f"segment table has no rows of variant '{v}'")
         is_ctrl = (seg["teacher"] == negative_control).to_numpy() if negative_control else np.zeros(len(seg), bool)
         head = seg[~is_ctrl].reset_index(drop=True)
-        if head.empty:
-            raise ValueError(f"variant '{v}': no segments besides the negative-control teacher '{negative_control}'")
-        feats = feature_sets(seg, embeddings, scores, oracle)
         y = head["label"].to_numpy(int)
+        # Too little data for this variant (e.g. no CONTINUE time to match durations in a tiny run):
+        # reported, not an error; the other variant still runs.
+        reason = ("no segments" if head.empty else "one class only" if np.unique(y).size < 2 else
+                  "fewer than 2 students" if head["student"].nunique() < 2 else None)
+        if reason:
+            skipped_variants[v] = {"status": f"skipped: {reason} (graded teachers)", "n_segments": len(head),
+                                   "n_stop": int(y.sum()), "n_continue": int((1 - y).sum())}
+            continue
+        feats = feature_sets(seg, embeddings, scores, oracle)
         data[v] = (head, {k: a[~is_ctrl] for k, a in feats.items()}, y, head["video_id"].to_numpy(str),
                    make_folds(head["student"].to_numpy(str), cv_folds))
         if is_ctrl.any():
             control[v] = (seg[is_ctrl].reset_index(drop=True), {k: a[is_ctrl] for k, a in feats.items()})
-    have = [m for m in MODELS if FEATURES[m] in data[VARIANTS[0]][1]]
+    if not data:
+        raise ValueError(f"no segment variant has both classes from two students: {skipped_variants}")
+    have = [m for m in MODELS if FEATURES[m] in next(iter(data.values()))[1]]
 
     # One parallel pass over every permutation test and calibrated CV, costliest (embedding) first.
-    jobs = [(v, m) for m in have for v in VARIANTS]
+    jobs = [(v, m) for m in have for v in VARIANTS if v in data]
     jobs.sort(key=lambda j: (FEATURES[j[1]] != "embedding", j[1].endswith("_cal")))
     out = Parallel(n_jobs=n_jobs)(
         delayed(_task)("cal" if m.endswith("_cal") else "perm", data[v][1][FEATURES[m]], data[v][2], data[v][3],
@@ -184,10 +190,13 @@ def run_experiment(segments: pd.DataFrame, embeddings, scores: pd.DataFrame, ora
     preds, roc, coefs, folds_rep = [], [], [], {}
     plot_data: dict[str, pd.DataFrame] = {}
     for vi, v in enumerate(VARIANTS):
-        head, feats, y, videos, folds = data[v]
         vm = metrics if v == "all" else metrics.setdefault(v, {})
         prefix = "" if v == "all" else f"{v}."
-        vm.update(n_segments=len(y), n_videos=len(np.unique(videos)), n_students=int(head["student"].nunique()),
+        if v not in data:
+            vm.update(skipped_variants[v])
+            continue
+        head, feats, y, videos, folds = data[v]
+        vm.update(status="ok", n_segments=len(y), n_videos=len(np.unique(videos)), n_students=int(head["student"].nunique()),
                   n_folds=int(np.unique(folds).size), n_stop=int(y.sum()), n_continue=int((1 - y).sum()))
         pred_df = head[["segment_id", "variant", "video_id", "student", "teacher", "label", "duration"]].copy()
         roc_grid, pr_grid = {"fpr": GRID}, {"recall": GRID}
@@ -222,7 +231,7 @@ def run_experiment(segments: pd.DataFrame, embeddings, scores: pd.DataFrame, ora
         plot_data[f"roc_{v}"] = pd.DataFrame(roc_grid)
         plot_data[f"pr_{v}"] = pd.DataFrame(pr_grid)
         for a, b, key in PAIRED:
-            if a in have and b in have:
+            if a in have and b in have and res[(v, a)]["auc"] is not None and res[(v, b)]["auc"] is not None:
                 t = paired_auc_test(y, res[(v, a)]["oof"], res[(v, b)]["oof"], videos, n_perm=n_perm,
                                     seed=[seed, vi, MODELS.index(a), MODELS.index(b)], level=level)
                 vm[a][key] = {
@@ -265,6 +274,11 @@ def run_experiment(segments: pd.DataFrame, embeddings, scores: pd.DataFrame, ora
                            "interval": f"{level:.0%} permutation (shift-model) interval",
                            "threshold": "training-fold STOP rate", "seed": seed,
                            "negative_control_teacher": negative_control, "n_pvalues_holm": len(raw_p)}
+    for v in VARIANTS:  # DVC plot files exist whatever happened (empty when a variant was skipped)
+        plot_data.setdefault(f"roc_{v}", pd.DataFrame({"fpr": GRID}))
+        plot_data.setdefault(f"pr_{v}", pd.DataFrame({"recall": GRID}))
+        for m in CONFUSION_MODELS:
+            plot_data.setdefault(f"confusion_{v}_{m}", pd.DataFrame(columns=["actual", "predicted"]))
     return {"metrics": metrics, "predictions": pd.concat(preds, ignore_index=True),
             "coefficients": pd.concat(coefs, ignore_index=True),
             "roc": pd.concat(roc, ignore_index=True) if roc else pd.DataFrame(columns=["variant", "model", "fpr", "tpr"]),
@@ -277,7 +291,7 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
     for v in VARIANTS:
         vm = metrics if v == "all" else metrics[v]
         for m in MODELS:
-            if m in vm:
+            if isinstance(vm.get(m), dict):
                 rows.append({"variant": v, "model": m, "label": f"{v}/{m}", **{k: vm[m].get(k) for k in METRIC_KEYS}})
     return pd.DataFrame(rows)
 
@@ -291,6 +305,9 @@ def plot_roc(roc: pd.DataFrame, metrics: dict, path: str) -> None:
     fig, axes = plt.subplots(1, len(VARIANTS), figsize=(5 * len(VARIANTS), 4.6), sharey=True)
     for ax, v in zip(np.atleast_1d(axes), VARIANTS):
         vm = metrics if v == "all" else metrics[v]
+        if vm.get("status") != "ok":
+            ax.set_title(f"{v}: {vm.get('status')}", fontsize=9)
+            continue
         for m in MODELS:
             r = roc[(roc["variant"] == v) & (roc["model"] == m)]
             if len(r):

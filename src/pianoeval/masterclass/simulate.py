@@ -51,6 +51,7 @@ from pianoeval.masterclass.oracle import passage_z
 from pianoeval.masterclass.speech import synth_speech
 
 CATEGORY_NAMES: tuple[str, ...] = tuple(CATEGORIES)
+N_VOICES = 6  # speech clips the feedback is cut from
 EXTRACTED_AT = "2025-01-01T00:00:00Z"  # fixed: the output must not depend on when it was made
 TEACHER_NAME = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 
@@ -351,6 +352,10 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
     sr = int(store.sample_rate)
     tail_n = int(round(float(store.meta.get("tail_seconds", 0.0)) * sr))  # the renderer's release tail
     react, fade = int(0.3 * sr), int(0.05 * sr)  # the student stops 0.3 s after the stop, over 50 ms
+    # The teacher's voice: a few speech clips of the longest feedback length, synthesised once; each
+    # feedback is the seeded choice of one clip, cut to its seeded length (the talk is never inside a
+    # STOP or CONTINUE window, so a pool of voices is enough and saves most of the synthesis time).
+    voices = [synth_speech(hi, sr, [seed, v], speech_rms_dbfs) for v in range(N_VOICES)]
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -395,8 +400,8 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
                 stop_t = min(stop_t, audio_end)
             tl.cursor = max(tl.cursor, int(round(stop_t * sr)) + react)
             tl.silence(pause_seconds)
-            fb_start, _ = tl.add(synth_speech(float(rng.uniform(lo, hi)), sr,
-                                              [seed, zlib.crc32(f"{vid}:{k}".encode())], speech_rms_dbfs))
+            fb_len = int(round(float(rng.uniform(lo, hi)) * sr))
+            fb_start, _ = tl.add(_fade_out(voices[int(rng.integers(len(voices)))][:fb_len], fade))
             tl.silence(pause_seconds)
             r_start, r_audio_end = tl.add(audio)
             entry(k, "replay", r_start, r_audio_end - tail / sr, r_audio_end)
@@ -408,7 +413,10 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
             prev_fb_end = fb_end
         tl.silence(lead_seconds)
         audio = tl.render()
-        audio += np.float32(10 ** (noise_floor_dbfs / 20)) * rng.standard_normal(audio.size, dtype=np.float32)
+        # Room noise under everything (no digital silence marks a boundary): one seeded second of noise
+        # per session, tiled, at the noise floor (inaudible; ~1 LSB at -90 dBFS).
+        noise = np.float32(10 ** (noise_floor_dbfs / 20)) * rng.standard_normal(sr, dtype=np.float32)
+        audio += np.resize(noise, audio.size)
         _write_flac(tmp / f"{vid}.flac", audio, sr)
         total_seconds += audio.size / sr
 

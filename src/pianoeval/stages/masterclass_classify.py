@@ -52,8 +52,9 @@ def main() -> None:
         return f"{a:.2f}" + ("" if lo is None else f" [{lo:.2f}, {hi:.2f}] p_holm {q:.3g}")
 
     nc = out.get("duration_matched.negative_control.model_a.auc")
-    print(f"masterclass_classify: {m['n_stop']} STOP / {m['n_continue']} CONTINUE in {m['n_videos']} videos "
-          f"({m['n_students']} students, {m['n_folds']} folds; negative-control teacher left out: "
+    print(f"masterclass_classify: {m['n_stop']} STOP / {m['n_continue']} CONTINUE in {m.get('n_videos')} videos "
+          f"({m.get('n_students')} students, {m.get('n_folds')} folds; variants: {m['status']} / "
+          f"{m['duration_matched']['status']}; negative-control teacher left out: "
           f"{out.get('negative_control.n_videos', 0)} videos); AUC A {auc('', 'model_a')}, B {auc('', 'model_b')}, "
           f"oracle B {auc('', 'oracle_b')}, duration spline {auc('', 'duration_spline')}; duration-matched "
           f"A {auc('duration_matched.', 'model_a')}, B {auc('duration_matched.', 'model_b')}, duration spline "
