@@ -22,8 +22,12 @@ SUBSET = ["Beethoven_WoO80_thema", "Beethoven_WoO80_var3", "Beethoven_WoO80_var4
 OVERRIDES = {
     ("labels", "pieces"): SUBSET,
     ("train_quality", "mlp", "max_epochs"): 30,
-    # Each player has 4 segments of the Beethoven work in this subset.
+    # Each player has 4 segments of the Beethoven work in this subset: 12 sessions of 4 segments, teachers
+    # that stop about every other performance so that a few CONTINUE windows lie between stops.
     ("masterclass_simulate", "min_segments"): 4,
+    ("masterclass_simulate", "sessions_per_teacher"): 2,
+    **{("masterclass_simulate", "teachers", t, "threshold"): 0.3
+       for t in ("tone", "rhythm", "dynamics", "interpretation", "pedal")},
 }
 
 
