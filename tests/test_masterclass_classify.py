@@ -87,9 +87,11 @@ def test_feature_preps():
 def test_separable_feature_auc_one_and_minimal_pvalue():
     X, y, videos = toy(signal=0.0, n_features=3)
     X[:, 0] = y * 10 + np.random.default_rng(1).uniform(0, 1, y.size)  # perfectly separable
-    r = permutation_auc_test(X, y, videos, make_folds(videos, 0), n_perm=30, seed=0)
-    assert r["auc"] == 1.0 and r["p"] == pytest.approx(1 / 31) and r["null"].shape == (30,)
-    assert r["ci_low"] > 0.5 and r["ci_high"] > 1.0 - 1e-9  # the shift interval: 1 - (q97.5 - 0.5) ...
+    r = permutation_auc_test(X, y, videos, make_folds(videos, 0), n_perm=39, seed=0)
+    assert r["auc"] == 1.0 and r["p"] == pytest.approx(1 / 40) and r["null"].shape == (39,)
+    assert r["ci_low"] > 0.5 and r["ci_high"] > 1.0 - 1e-9  # 1 - (largest null - 0.5), 1 + (0.5 - smallest)
+    few = permutation_auc_test(X, y, videos, make_folds(videos, 0), n_perm=30, seed=0)
+    assert few["ci_low"] == float("-inf")  # 30 permutations can never reject at 95%: unbounded
     assert 0.3 < r["null_mean"] < 0.7
     m = binary_metrics(y, r["oof"])
     assert m["auc"] == 1.0 and m["accuracy"] == 1.0
@@ -226,7 +228,7 @@ def test_bootstrap_matches_naive_cluster_resampling():
     assert (lo, hi) == pytest.approx(tuple(np.percentile(aucs, [2.5, 97.5])), abs=1e-12)
 
 
-def null_coverage(y, videos, students, *, n_sets=200, n_perm=99, n_noise=3, extra=None, seed=0):
+def null_coverage(y, videos, students, *, n_sets=200, n_perm=99, n_noise=1, extra=None, seed=0):
     """The stage's interval procedure on ``n_sets`` null data sets of one design: noise features (plus
     ``extra`` columns shared by every set, e.g. log duration where it carries no information), the
     student-grouped folds, ``n_perm`` within-video permutations, the shift-model interval. Also the

@@ -99,7 +99,7 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
         "masterclass_classify": {"segments": "proc/segments.csv", "embeddings": "proc/emb.safetensors",
                                  "scores": "proc/scores.csv", "oracle": "proc/oracle.csv", "predictions": "proc/pred.csv",
                                  "C": 1.0, "n_components": 8, "spline_knots": 4, "cv_folds": 6,
-                                 "min_calibration_class": 7, "n_perm": 5, "level": 0.95,
+                                 "min_calibration_class": 7, "n_perm": 39, "level": 0.95,
                                  "negative_control_teacher": "random", "n_jobs": 1, "seed": 0},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -145,7 +145,7 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     m = read_json("metrics/masterclass.json")
     assert m["n_stop"] == 12 and m["n_continue"] == 8 and m["n_videos"] == 4 and m["n_folds"] == 4
     assert m["model_a.auc"] == 1.0  # the STOP windows hold another tone
-    assert m["model_a.auc_p_perm"] == pytest.approx(1 / 6, abs=1e-6) and m["duration_matched.model_a.auc"] == 1.0
+    assert m["model_a.auc_p_perm"] == pytest.approx(1 / 40, abs=1e-6) and m["duration_matched.model_a.auc"] == 1.0
     assert m["model_a.auc_ci_low"] > 0.5 and m["model_a.balanced_accuracy"] == 1.0
     assert "oracle_b.auc" not in m and "negative_control.n_videos" not in m  # no oracle, no random teacher
     assert m["model_a.auc_p_holm"] >= m["model_a.auc_p_perm"] and m["settings.n_pvalues_holm"] == 12
@@ -296,12 +296,12 @@ def test_run_experiment_known_answer():
         def pooled(self, keys):
             return np.random.default_rng(1).normal(size=(len(keys), 6))
 
-    res = run_experiment(seg, Emb(), scores, oracle, C=1.0, n_components=4, cv_folds=3, n_perm=19, seed=0, n_jobs=1)
+    res = run_experiment(seg, Emb(), scores, oracle, C=1.0, n_components=4, cv_folds=3, n_perm=39, seed=0, n_jobs=1)
     m = res["metrics"]
     assert m["n_stop"] == 24 and m["n_continue"] == 36 and m["n_videos"] == 6 and m["n_folds"] == 3
     mb = m["model_b"]
-    assert mb["auc"] == 1.0 and mb["auc_p_perm"] == pytest.approx(1 / 20) and mb["balanced_accuracy"] == 1.0
-    assert mb["auc_ci_low"] > 0.5 and mb["auc_p_holm"] == pytest.approx(min(1.0, m["settings"]["n_pvalues_holm"] / 20))
+    assert mb["auc"] == 1.0 and mb["auc_p_perm"] == pytest.approx(1 / 40) and mb["balanced_accuracy"] == 1.0
+    assert mb["auc_ci_low"] > 0.5 and mb["auc_p_holm"] == pytest.approx(min(1.0, m["settings"]["n_pvalues_holm"] / 40))
     assert m["teacher"]["good"]["model_b"]["auc"] == 1.0 and "random" not in m["teacher"]
     # the duration pattern (8, 9, 10 s) is identical for both labels within every video: chance level
     assert m["duration"]["auc"] < 0.6 and m["duration"]["auc_p_perm"] > 0.1

@@ -80,11 +80,18 @@ def test_permutation_interval_covers_the_null_value_at_its_level():
     for row in draws:
         lo, hi = permutation_interval(row[0], row[1:])
         covered.append(lo <= 0.5 <= hi)
-    assert 0.92 <= np.mean(covered) <= 0.98
+    assert 0.94 <= np.mean(covered) <= 0.99
     naive = np.mean([abs(row[0] - 0.5) <= 1.96 * row[1:].std() for row in draws])  # centred on 0.5, no shift
     assert naive < np.mean(covered)
+    # 101 null values: m = floor(0.025 * 102) - 1 = 1, so the 2nd smallest and 2nd largest bound it
     lo, hi = permutation_interval(0.8, np.linspace(0.4, 0.6, 101))
-    assert (lo, hi) == pytest.approx((0.8 - 0.095, 0.8 + 0.095))
+    assert (lo, hi) == pytest.approx((0.8 - 0.098, 0.8 + 0.098))
+    assert permutation_interval(0.5, np.linspace(0, 1, 30)) == (float("-inf"), float("inf"))  # 29 < 39 draws
+    # exact: among 100 exchangeable values, 0.5 is covered iff the observed rank is 3..98 (96%)
+    null = np.arange(99) / 98
+    covered = [permutation_interval(v, null)[0] <= 0.5 <= permutation_interval(v, null)[1]
+               for v in np.r_[null - 1e-6, 1.1]]
+    assert np.mean(covered) == pytest.approx(0.96)
 
 
 def test_paired_auc_test_on_null_and_alternative():

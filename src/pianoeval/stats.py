@@ -142,22 +142,26 @@ def permutation_interval(observed: float, null, *, null_value: float = 0.5, leve
     """Interval for a statistic from its permutation null, by inverting the test under a shift model.
 
     Assumes ``observed - true`` is distributed like ``null - null_value`` (the null distribution
-    translated): then ``[observed - (q_hi - null_value), observed + (null_value - q_lo)]``, with
-    ``q_lo``/``q_hi`` the ``(1 -+ level) / 2`` quantiles of the null, covers the true value with
-    probability ``level``. It contains ``null_value`` exactly when ``q_lo <= observed <= q_hi``, i.e.
-    when the two-sided permutation test at ``1 - level`` does not reject: its coverage on null data
-    is the permutation test's, whatever the number of videos (tested on the real design). The
-    null's own bias (a cross-validated AUC under the null averages slightly below 0.5) is corrected
-    by the same shift.
+    translated): then ``[observed - (c_hi - null_value), observed + (null_value - c_lo)]`` covers the
+    true value with probability >= ``level``. The critical values are order statistics of the n null
+    values chosen to match :func:`permutation_pvalue`: with ``m = floor((1 - level) / 2 * (n + 1)) - 1``,
+    ``c_lo`` is the (m+1)-th smallest and ``c_hi`` the (m+1)-th largest. The interval contains
+    ``null_value`` exactly when neither one-sided permutation p-value is <= (1 - level) / 2, so on null
+    data (observed exchangeable with the null draws) its coverage is >= ``level`` exactly, for any
+    number of videos; tested on the real design. The null's own bias (a cross-validated AUC under the
+    null averages slightly below 0.5) is corrected by the same shift. With too few permutations to
+    ever reject (m < 0) the interval is unbounded: (-inf, inf).
     """
-    null = np.asarray(null, dtype=float).ravel()
+    null = np.sort(np.asarray(null, dtype=float).ravel())
     if null.size < 2 or not np.isfinite(null).all():
         raise ValueError(f"permutation_interval: need >= 2 finite null values, got {null.size}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    a = (1 - level) / 2
-    q_lo, q_hi = np.quantile(null, [a, 1 - a])
-    return float(observed - (q_hi - null_value)), float(observed + (null_value - q_lo))
+    m = int(np.floor((1 - level) / 2 * (null.size + 1) + 1e-9)) - 1
+    if m < 0:
+        return float("-inf"), float("inf")
+    c_lo, c_hi = null[m], null[null.size - 1 - m]
+    return float(observed - (c_hi - null_value)), float(observed + (null_value - c_lo))
 
 
 def tost_pvalue(observed: float, null, margin: float) -> float:

@@ -374,7 +374,10 @@ def _residual_text(rs: dict) -> str:
             + (f" -- {comps}" if comps else "") + f". Mean abs correlation of the residuals "
             f"{rs['mean_abs_residual_corr']:.3f} (labels: {rs['mean_abs_label_corr']:.3f}). "
             f"Mean unexplained fraction {rs['headline']['mean_unexplained_fraction']:.3f}; least explained: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in worst) + ".\n\n"
+            + ", ".join(f"{k} {v:.2f}" for k, v in worst) + ". Reading: shared residual components mean the "
+            "errors move together across dimensions; that can be audible structure the embedding misses, but "
+            "also rater halo (a rater's overall impression of a performance shifts all 19 ratings of it; the "
+            "mean ratings keep part of that noise) -- this section cannot tell the two apart.\n\n"
             + _table(["dimension", "unexplained"], [[k, v] for k, v in rs["unexplained"].items()]))
 
 
