@@ -28,6 +28,10 @@ OVERRIDES = {
     ("masterclass_simulate", "sessions_per_teacher"): 2,
     **{("masterclass_simulate", "teachers", t, "threshold"): 0.3
        for t in ("tone", "rhythm", "dynamics", "interpretation", "pedal")},
+    # permutation counts: the plumbing is under test here, not the statistics
+    ("train_quality", "n_perm"): 999,
+    ("masterclass_classify", "n_perm"): 99,
+    ("audit", "downstream", "n_perm"): 99,
 }
 
 

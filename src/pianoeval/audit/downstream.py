@@ -350,13 +350,16 @@ def downstream_stop(
     top, bottom = audibility_ranking({d: probe_r2.get(d) for d in dims}, n_extreme)
     by_id = scores.drop_duplicates("segment_id").set_index("segment_id")
     out = {"variants": {}, "top": top, "bottom": bottom, "headline": {}, "negative_control_teacher": negative_control}
+    from pianoeval.masterclass.features import VARIANTS
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:  # a params mistake; a known variant without rows (a tiny run) is skipped below
+        raise ValueError(f"params audit.downstream.variants: unknown variant '{unknown[0]}' (have {VARIANTS})")
     is_ctrl = (segments["teacher"] == negative_control) if negative_control and "teacher" in segments else \
         np.zeros(len(segments), bool)
     out["n_control_segments_excluded"] = int(np.sum(is_ctrl))
     segments = segments[~np.asarray(is_ctrl)]
     for v in variants:
-        if not (segments["variant"] == v).any() and out["n_control_segments_excluded"] == 0:
-            raise ValueError(f"segments: no rows of variant '{v}'")
         seg = segments[segments["variant"] == v]
         labels_v = seg["label"].to_numpy(int)
         n_students = seg["student" if "student" in seg else "video_id"].nunique()
