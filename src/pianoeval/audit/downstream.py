@@ -28,7 +28,6 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
 from pianoeval.audit import _as_2d, _fl, _names
 from pianoeval.audit.factors import pca_correlation
@@ -39,7 +38,7 @@ from pianoeval.masterclass.classify import (
     binary_metrics,
     fold_threshold_predictions,
     make_folds,
-    permutation_auc_test,
+    permutation_auc_test_one_thread,
 )
 from pianoeval.stats import paired_auc_test
 
@@ -182,11 +181,6 @@ def reduced_feature_sets(
     return sets, info
 
 
-def _permutation_task(X, y, videos, folds, C, prep, n_perm, seed, level):
-    with threadpool_limits(limits=1):  # one BLAS thread per worker
-        return permutation_auc_test(X, y, videos, folds, C=C, prep=prep, n_perm=n_perm, seed=seed, level=level)
-
-
 def stop_prediction(
     feature_sets: Mapping[str, np.ndarray],
     y: np.ndarray,
@@ -233,7 +227,7 @@ def stop_prediction(
     preps = {name: FeaturePrep("pca", n_components=n_components) if X.shape[1] > n_components else FeaturePrep()
              for name, X in sets.items()}
     tests = Parallel(n_jobs=n_jobs)(
-        delayed(_permutation_task)(X, y, videos, folds, C, preps[name], n_perm, [seed, k], level)
+        delayed(permutation_auc_test_one_thread)(X, y, videos, folds, C, preps[name], n_perm, [seed, k], level)
         for k, (name, X) in enumerate(sets.items()))
     oof, out = {}, {}
     for (name, X), r in zip(sets.items(), tests):

@@ -225,6 +225,13 @@ def permutation_auc_test(X, y, videos, fold_ids, *, C: float = 1.0, prep: Featur
     return out
 
 
+def permutation_auc_test_one_thread(X, y, videos, fold_ids, C, prep, n_perm, seed, level) -> dict:
+    """:func:`permutation_auc_test` with one BLAS thread: the task a joblib worker runs (this module
+    imports no torch, so workers start fast)."""
+    with threadpool_limits(limits=1):
+        return permutation_auc_test(X, y, videos, fold_ids, C=C, prep=prep, n_perm=n_perm, seed=seed, level=level)
+
+
 def cv_calibrated(X, y, fold_ids, C: float = 1.0, prep: FeaturePrep = FeaturePrep(), *,
                   min_calibration_class: int = 6, seed: int = 0) -> dict:
     """Out-of-fold P(STOP) of the isotonic-calibrated classifier (3-fold calibration inside each training fold).
