@@ -228,7 +228,7 @@ def test_bootstrap_matches_naive_cluster_resampling():
     assert (lo, hi) == pytest.approx(tuple(np.percentile(aucs, [2.5, 97.5])), abs=1e-12)
 
 
-def null_coverage(y, videos, students, *, n_sets=200, n_perm=99, n_noise=1, extra=None, seed=0):
+def null_coverage(y, videos, students, *, n_sets=200, n_perm=49, n_noise=1, extra=None, seed=0):
     """The stage's interval procedure on ``n_sets`` null data sets of one design: noise features (plus
     ``extra`` columns shared by every set, e.g. log duration where it carries no information), the
     student-grouped folds, ``n_perm`` within-video permutations, the shift-model interval. Also the
