@@ -84,3 +84,20 @@ def linear_labels(n: int, q: int, p: int, noise: float, seed: int = 0):
     Y = rng.random((n, q))
     X = Y @ rng.standard_normal((q, p)) + noise * rng.standard_normal((n, p))
     return X, Y, np.arange(n) % 4, rng
+
+
+def repo_section(section: str, **overrides) -> dict:
+    """A params.yaml section of the repository with some keys replaced (nested dicts merged): tests
+    write complete sections, since stages validate them (pianoeval.params_schema)."""
+    import copy
+
+    import yaml
+
+    base = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text())[section])
+
+    def merge(a: dict, b: dict) -> dict:
+        for k, v in b.items():
+            a[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    return merge(base, overrides)

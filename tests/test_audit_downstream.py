@@ -5,8 +5,7 @@ import torch
 
 from pianoeval.audit.competition import SKIPPED, competition_section, competition_validation, load_competition
 from pianoeval.audit.downstream import (attention_embeddings, attention_pool, audibility_ranking, downstream_stop,
-                                        paired_auc_delta_ci, reduced_feature_sets, stop_prediction,
-                                        training_pianists, window_frames)
+                                        reduced_feature_sets, stop_prediction, training_pianists, window_frames)
 from pianoeval.audit.factors import pca_correlation
 from pianoeval.audit.probes import AttentionPoolProbe
 from pianoeval.dimensions import CATEGORIES, DIMENSIONS
@@ -105,48 +104,48 @@ def _stop_data(n_videos=8, per_video=24, seed=0):
 
 def test_stop_prediction_separates_signal_from_noise():
     y, videos, signal, noise = _stop_data()
-    res = stop_prediction({"all19": signal, "noise": noise}, y, videos, n_boot=300)
-    s, n = res["sets"]["all19"], res["sets"]["noise"]
-    assert s["auc"] > 0.9 and s["auc_ci_low"] > 0.8 and s["delta_auc"] == 0.0
-    assert abs(n["auc"] - 0.5) < 0.15 and n["auc_ci_low"] < 0.5 < n["auc_ci_high"]
-    assert n["delta_ci_high"] < 0  # significantly worse than the reference, paired over videos
-    assert res["oof"].shape == (y.size, 2) and res["n_videos"] == 8
-    again = stop_prediction({"all19": signal, "noise": noise}, y, videos, n_boot=300)
+    twin = signal + 0.01 * np.random.default_rng(9).standard_normal(signal.shape)  # as good as the reference
+    res = stop_prediction({"all19": signal, "noise": noise, "twin": twin}, y, videos, n_perm=200, margin=0.05)
+    s, n, t = res["sets"]["all19"], res["sets"]["noise"], res["sets"]["twin"]
+    assert s["auc"] > 0.9 and s["auc_ci_low"] > 0.8 and s["auc_p_perm"] == pytest.approx(1 / 201)
+    assert s["delta_auc"] is None and s["p_tost"] is None  # the reference itself
+    assert abs(n["auc"] - 0.5) < 0.15 and n["auc_ci_low"] < 0.5 < n["auc_ci_high"] and n["auc_p_perm"] > 0.05
+    assert n["delta_auc"] < -0.3 and n["delta_p"] < 0.01 and n["p_tost"] > 0.5  # worse, not equivalent
+    assert abs(t["delta_auc"]) < 0.02 and t["delta_p"] > 0.05 and t["p_tost"] < 0.05  # equivalent within 0.05
+    assert res["oof"].shape == (y.size, 3) and res["n_videos"] == 8 and res["n_folds"] == 6
+    again = stop_prediction({"all19": signal, "noise": noise, "twin": twin}, y, videos, n_perm=200, margin=0.05)
     assert again["sets"] == res["sets"]  # seeded
 
 
-def test_paired_delta_ci_of_identical_predictions_is_zero():
-    y, videos, signal, _ = _stop_data(seed=1)
-    p = signal[:, 0]
-    assert paired_auc_delta_ci(y, p, p, videos, n_boot=100) == (0.0, 0.0)
-    lo, hi = paired_auc_delta_ci(y, p, -p, videos, n_boot=100)
-    assert hi < -0.5
-
-
-def test_downstream_stop_end_to_end():
-    y, videos, signal, _ = _stop_data(n_videos=6, per_video=20)
+def test_downstream_stop_end_to_end_leaves_the_control_teacher_out():
+    y, videos, signal, _ = _stop_data(n_videos=8, per_video=20)
     rng = np.random.default_rng(2)
     scores = rng.standard_normal((y.size, 19))
     scores[:, DIMENSIONS.index("timbre_depth")] += 2 * y  # STOP depends on one dimension
     ids = [f"s{i}" for i in range(y.size)]
-    seg = pd.DataFrame({"variant": "all", "segment_id": ids, "video_id": videos, "label": y})
+    teacher = np.where(np.isin(videos, ["v6", "v7"]), "random", "graded")
+    seg = pd.DataFrame({"variant": "all", "segment_id": ids, "video_id": videos, "student": videos,
+                        "teacher": teacher, "label": y})
     seg = pd.concat([seg, seg.iloc[::2].assign(variant="duration_matched")])
     sc = pd.DataFrame(scores, columns=list(DIMENSIONS)).assign(segment_id=ids)
     labels = rng.random((200, 19))
     r2 = {d: (1.0 if d == "timbre_depth" else 0.1 * i / 19) for i, d in enumerate(DIMENSIONS)}
-    att = {s: rng.standard_normal(4) for s in ids}
-    out = downstream_stop(seg, sc, att, labels, 2, r2, n_boot=200)
+    att = {s: rng.standard_normal(40) for s in ids}  # wider than n_components: reduced in each fold
+    out = downstream_stop(seg, sc, att, labels, 2, r2, n_perm=100, n_components=16)
     assert out["top"][0] == "timbre_depth" and "timbre_depth" not in out["bottom"]
+    assert out["n_control_segments_excluded"] == 40 + 20
     sets = out["variants"]["all"]["sets"]
     assert set(sets) == {"all19", "pca_k", "categories", "top5", "bottom5", "attention"}
-    assert sets["top5"]["auc"] > 0.85 and sets["bottom5"]["auc"] < 0.7
-    assert out["headline"]["top5.auc"] == sets["top5"]["auc"]
-    assert "duration_matched.all19.auc" in out["headline"]
-    assert out["variants"]["duration_matched"]["n"] == len(ids[::2])
+    assert out["variants"]["all"]["n"] == 120 and out["variants"]["all"]["n_videos"] == 6
+    assert sets["top5"]["auc"] > 0.85 and sets["top5"]["auc_p_perm"] == pytest.approx(1 / 101)
+    assert sets["bottom5"]["auc"] < 0.7 and sets["bottom5"]["delta_p"] < 0.05
+    assert out["headline"]["top5.auc"] == sets["top5"]["auc"] and out["headline"]["duration_matched.all19.p_tost"] is None
+    assert out["variants"]["all"]["sets"]["attention"]["n_features"] == 40
+    assert out["variants"]["duration_matched"]["n"] == 60
     with pytest.raises(ValueError, match="no row"):
-        downstream_stop(seg, sc.iloc[1:], att, labels, 2, r2, n_boot=10)
+        downstream_stop(seg, sc.iloc[1:], att, labels, 2, r2, n_perm=10)
     with pytest.raises(ValueError, match="variant 'other'"):
-        downstream_stop(seg, sc, att, labels, 2, r2, variants=("other",), n_boot=10)
+        downstream_stop(seg, sc, att, labels, 2, r2, variants=("other",), n_perm=10)
 
 
 # --------------------------------------------------------------------------- competition

@@ -57,28 +57,62 @@ def test_ridge_closed_form_matches_sklearn():
     assert np.allclose(cv["oof"], out["oof"], atol=1e-8)
 
 
-def test_factor_probe():
-    X, Y, folds, _ = _linear(seed=3)
-    scores = (Y - Y.mean(0))[:, :2]
-    out = factor_probe_cv(X, scores, folds, dim_r2_mean=0.5)
-    assert list(out["r2"]) == ["factor_1", "factor_2"]
-    assert out["factor_r2_mean"] > 0.95
-    assert out["factor_minus_dim_r2"] == pytest.approx(out["factor_r2_mean"] - 0.5)
-
-
-def test_factor_probe_joint_with_dimensions_equals_separate_fits():
+def test_factor_probe_fits_the_factors_inside_the_folds():
     X, Y, folds, rng = _linear(seed=4)
     X = X + rng.standard_normal(X.shape)
-    scores = (Y - Y.mean(0))[:, :2] @ rng.standard_normal((2, 2))
-    joint = factor_probe_cv(X, scores, folds, Y=Y, seed=3)
+    out = factor_probe_cv(X, Y, folds, 2, seed=3)
     sep_dims = ridge_probe_cv(X, Y, folds, seed=3)
-    sep_fac = factor_probe_cv(X, scores, folds, dim_r2_mean=sep_dims["r2_mean"], seed=3)
-    assert np.allclose(joint["dims"]["oof"], sep_dims["oof"]) and np.allclose(joint["oof"], sep_fac["oof"])
-    assert joint["dims"]["alpha"] == sep_dims["alpha"] and joint["alpha"] == sep_fac["alpha"]
-    for key in ("fold_r2", "r2"):
-        assert {k: pytest.approx(v) for k, v in joint["dims"][key].items()} == sep_dims[key]
-    assert joint["dims"]["headline"] == pytest.approx(sep_dims["headline"])
-    assert joint["factor_minus_dim_r2"] == pytest.approx(sep_fac["factor_minus_dim_r2"])
+    # the dimension part is the plain probe (shared decompositions, alpha per column)
+    assert np.allclose(out["dims"]["oof"], sep_dims["oof"]) and out["dims"]["alpha"] == sep_dims["alpha"]
+    assert list(out["r2"]) == ["factor_1", "factor_2"] and out["factors_fitted"] == "inside each training fold"
+    # fold 0's factor truth comes from the PCA of the other folds' labels only
+    from pianoeval.audit.probes import label_factors
+
+    f_tr = label_factors(Y[folds != 0], 2)
+    assert np.allclose(f_tr(Y[folds != 0]).std(0), 1.0)  # unit variance on the fitting rows
+    ridge0 = ridge_probe_cv(X[folds != 0], f_tr(Y[folds != 0]), np.arange((folds != 0).sum()) % 4, seed=3)
+    assert ridge0["r2_mean"] > 0.5
+    assert out["factor_minus_dim_r2"] == pytest.approx(out["factor_r2_mean"] - out["dim_r2_mean"])
+    per_fold = np.subtract(out["fold_r2_mean"], out["dims"]["fold_r2_mean"])
+    assert out["fold_factor_minus_dim_r2"] == pytest.approx(per_fold.tolist())
+    assert out["n_folds_factor_above_dim"] == int((per_fold > 0).sum())
+    with pytest.raises(ValueError, match="n_factors"):
+        factor_probe_cv(X, Y, folds, 0)
+
+
+def test_grouped_inner_cv_keeps_groups_apart(monkeypatch):
+    """With groups, every inner validation fold of the ridge probe holds whole groups."""
+    import pianoeval.audit.probes as pr
+
+    X, Y, folds, _ = _linear(n=240, seed=5)
+    groups = np.repeat(np.arange(24), 10)
+    seen = []
+    real = pr._ridge_fold
+
+    def spy(X_, T, tr, te, alphas, inner):
+        seen.append((tr, inner))
+        return real(X_, T, tr, te, alphas, inner)
+
+    monkeypatch.setattr(pr, "_ridge_fold", spy)
+    out = ridge_probe_cv(X, Y, folds, groups=groups, inner_folds=5)
+    assert out["inner_split"] == "grouped" and len(seen) == 4
+    for tr, inner in seen:
+        for g in np.unique(groups[tr]):
+            assert np.unique(inner[groups[tr] == g]).size == 1
+    seen.clear()
+    ridge_probe_cv(X, Y, folds, inner_folds=5)
+    tr, inner = seen[0]
+    assert any(np.unique(inner[groups[tr] == g]).size > 1 for g in np.unique(groups[tr]))  # random: mixed
+
+
+def test_grouped_validation_split_for_early_stopping():
+    from pianoeval.audit.probes import _split_val
+
+    groups = np.repeat(np.arange(10), [5, 30, 8, 12, 20, 9, 7, 15, 10, 4])
+    for seed in range(10):
+        fit, val = _split_val(len(groups), 0.15, np.random.default_rng(seed), groups)
+        assert not set(groups[fit]) & set(groups[val]) and len(fit) + len(val) == len(groups)
+        assert 0 < len(val) < len(groups) and set(groups[fit])
 
 
 def _max_frame_data(n=240, d=6, seed=0):

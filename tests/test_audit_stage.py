@@ -110,7 +110,8 @@ def _project(tmp_path):
     write_embedding_store(tmp_path / "emb.safetensors", zip(keys, frames), extractor="test", extractor_params={},
                           frame_rate=25.0)
     table = pd.DataFrame({"key": keys + ["Piece0_8bars_Score_1", "Piece1_8bars_Score_2"],
-                          "piece": "p", "work": "w", "player": "1", "labeled": [True] * n + [False] * 2,
+                          "piece": [f"Piece{w}" for w in np.arange(n) % 4] + ["Piece0", "Piece1"], "work": "w",
+                          "player": "1", "labeled": [True] * n + [False] * 2,
                           "pianist_id": list(pianist) + [20, 20]})
     for j, (m, s) in enumerate(zip(MEAN_COLUMNS, STD_COLUMNS)):
         table[m] = list(Y[:, j]) + [np.nan, np.nan]
@@ -119,23 +120,28 @@ def _project(tmp_path):
     table.to_csv(tmp_path / "labels.csv", index=False)
     json.dump({"keys": keys, "n_folds": 4, "seed": 0,
                "folds": {"pianist": (pianist % 4).tolist(), "segment": (np.arange(n) % 4).tolist(),
-                         "piece": (np.arange(n) % 4).tolist()}}, open(tmp_path / "splits.json", "w"))
-    _annotations(keys, Y, rng).to_csv(tmp_path / "ann.csv", index=False)
-    # masterclass: 4 videos, each one pianist's session; STOP driven by timbre_depth
+                         "piece": (np.arange(n) % 4).tolist()},
+               "groups": {"segment": (np.arange(n) // 2).tolist()}}, open(tmp_path / "splits.json", "w"))
+    ann = _annotations(keys, Y, rng)
+    ann.loc[[3, 4], Q[0]] = [0.0, 8.0]  # off the 1-7 scale: excluded and counted
+    ann.to_csv(tmp_path / "ann.csv", index=False)
+    # masterclass: 8 videos, each one pianist's session; the graded teacher's STOPs are driven by
+    # timbre_depth, the random teacher's (2 videos, left out of the downstream section) by nothing
     mc = tmp_path / "mc"
     mc.mkdir()
     rows, scores, mframes, prov = [], [], [], {"videos": {}}
-    for v in range(4):
+    for v in range(8):
         vid = f"vid{v}"
-        prov["videos"][vid] = {"performances": [{"pianist_id": 2 * v, "start": 0.0, "end": 1e4}]}
+        teacher = "tone" if v < 6 else "random"
+        prov["videos"][vid] = {"performances": [{"pianist_id": v, "start": 0.0, "end": 1e4}]}
         for s in range(14):
             sid = f"{vid}:{s}"
             label = int(s % 2 == 0)
             q = rng.standard_normal(19)
-            q[DIMENSIONS.index("timbre_depth")] += 2.5 * label
-            rows.append({"variant": "all", "segment_id": sid, "video_id": vid, "teacher": "tone", "label": label,
-                         "start": 10.0 * s, "end": 10.0 * s + 8, "duration": 8.0, "moment_id": "",
-                         "musical_dimension": ""})
+            q[DIMENSIONS.index("timbre_depth")] += 2.5 * label * (teacher == "tone")
+            rows.append({"variant": "all", "segment_id": sid, "video_id": vid, "student": f"pianist{v}",
+                         "teacher": teacher, "label": label, "start": 10.0 * s, "end": 10.0 * s + 8,
+                         "duration": 8.0, "moment_id": "", "musical_dimension": ""})
             scores.append({"segment_id": sid, **dict(zip(DIMENSIONS, q))})
             mframes.append((sid, (rng.standard_normal((30, 24)) + label).astype(np.float32)))
     seg = pd.DataFrame(rows)
@@ -159,7 +165,9 @@ def _project(tmp_path):
          "attention": {"frame_hop": 4, "hidden": 8, "epochs": 3, "lr": 5e-3, "batch_size": 16,
                        "weight_decay": 1e-4, "patience": 2, "val_frac": 0.15},
          "residuals": {"n_iter": 50}, "cca": {"n_pca": 4, "threshold": 0.3, "n_null": 20},
-         "downstream": {"variants": ["all", "duration_matched"], "n_extreme": 5, "n_boot": 100, "threshold": 0.5}}
+         "downstream": {"variants": ["all", "duration_matched"], "n_extreme": 5, "cv_folds": 3, "n_perm": 999,
+                        "equivalence_margin": 0.05, "level": 0.95, "negative_control_teacher": "random",
+                        "n_jobs": 1}}
     return p, mc
 
 
@@ -185,6 +193,23 @@ def test_run_audit_end_to_end(audited):
     assert "probe.attention.r2.timing" in h and "downstream.all19.auc" in h
     assert h["downstream.top5.auc"] is not None and report["downstream"]["attention_pooling"][
         "models_per_segment"]["max"] == 1  # one pianist-disjoint fold model per session
+    # the planted STOP signal (timbre_depth) is recovered on the graded teacher's 6 videos ...
+    dn = report["downstream"]
+    assert dn["n_control_segments_excluded"] == 2 * 14 * 2 and dn["variants"]["all"]["n_videos"] == 6
+    assert h["downstream.all19.auc"] > 0.85 and h["downstream.all19.auc_p_perm"] == pytest.approx(1 / 1000)
+    assert h["downstream.all19.auc_ci_low"] > 0.5 and h["downstream.all19.auc_p_perm_holm"] <= 0.05
+    assert h["downstream.n_pvalues_holm"] == len(report["pvalue_family"]) > 10
+    # ... and the sets without timbre_depth do significantly worse (paired permutation, before Holm)
+    cats = dn["variants"]["all"]["sets"]
+    without = [k for k, fs in (("bottom5", dn["bottom"]), ("top5", dn["top"])) if "timbre_depth" not in fs]
+    assert all(cats[k]["delta_auc"] < -0.2 and cats[k]["delta_p"] < 0.05 for k in without) and without
+    ann = report["reliability"]["annotations"]
+    assert ann["values_outside_1_7_excluded"]["by_value"] == {"0": 1, "8": 1}  # excluded, counted
+    assert h["reliability.n_values_outside_1_7_excluded"] == 2
+    # inner splits group like the outer split (pianists here)
+    assert report["probes"]["ridge_cv"]["pianist"]["inner_split"] == "grouped"
+    assert report["probes"]["mlp"]["pianist"]["config"]["validation_split"] == "grouped"
+    assert report["probes"]["factor"]["pianist"]["factors_fitted"] == "inside each training fold"
     assert report["competition"]["status"].startswith("skipped") and h["competition.available"] == 0
     assert all(isinstance(v, (int, float)) or v is None for v in h.values())
     assert set(timings) >= {"load", "attention probe", "downstream"}

@@ -27,8 +27,16 @@ SUBSET = ["Beethoven_WoO80_thema", "Beethoven_WoO80_var3", "Beethoven_WoO80_var4
 OVERRIDES = {
     ("labels", "pieces"): SUBSET,
     ("train_quality", "mlp", "max_epochs"): 30,
-    # Each player has 4 segments of the Beethoven work in this subset.
+    # Each player has 4 segments of the Beethoven work in this subset: 12 sessions of 4 segments, teachers
+    # that stop about every other performance so that a few CONTINUE windows lie between stops.
     ("masterclass_simulate", "min_segments"): 4,
+    ("masterclass_simulate", "sessions_per_teacher"): 2,
+    **{("masterclass_simulate", "teachers", t, "threshold"): 0.3
+       for t in ("tone", "rhythm", "dynamics", "interpretation", "pedal")},
+    # permutation counts: the plumbing is under test here, not the statistics
+    ("train_quality", "n_perm"): 999,
+    ("masterclass_classify", "n_perm"): 99,
+    ("audit", "downstream", "n_perm"): 99,
     # The documented skip mode must carry a whole `dvc repro` (BAD_MIDI is made unreadable below).
     ("render", "on_bad_midi"): "skip",
     # T2/T3 on a few ASAP performances with short windows

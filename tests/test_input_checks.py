@@ -122,8 +122,7 @@ def test_segments_stage_prints_every_exclusion(tmp_path, monkeypatch, capsys):
 
     folder = recordings(tmp_path / "raw", with_audio=("v0", "v1"))
     params = {"masterclass_segments": {"input_dir": "raw", "out": "segments.csv", "on_error": "skip",
-                                       "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0,
-                                       "duration_pool": "video", "match_bins": None}}
+                                       "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     cut_short(folder / "v1.flac", keep=0.5)
     monkeypatch.chdir(tmp_path)

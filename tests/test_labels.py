@@ -77,3 +77,51 @@ def test_subset_and_too_few_groups(mini_percepiano, tmp_path):
     table.to_csv(tmp_path / "labels.csv", index=False)
     back = load_labels(tmp_path / "labels.csv")
     assert back["labeled"].dtype == bool and back["player"].tolist() == table["player"].tolist()
+
+
+# ---------------------------------------------------------------- the real splits
+
+def _midi_track(path) -> bytes:
+    data = path.read_bytes()
+    return data[data.find(b"MTrk", 14) + 8:]
+
+
+def test_real_splits_group_overlapping_cuts_and_pianists():
+    """On the vendored PercePiano: the splits the labels stage writes (and, when present, the committed
+    run's data/interim/splits.json) keep pianists apart and overlapping cuts of one player together."""
+    from conftest import REPO
+    from pianoeval.labels import overlap_groups, passage_ids
+
+    src = REPO / "data" / "external" / "percepiano"
+    table, _ = build_labels(src)
+    splits = make_splits(table, n_folds=4, seed=42)
+    committed = REPO / "data" / "interim" / "splits.json"
+    if committed.is_file():
+        assert load_splits(committed) == splits
+    lab = table.set_index("key").loc[splits["keys"]]
+    pianist, segment = (np.asarray(splits["folds"][s]) for s in ("pianist", "segment"))
+    assert lab.assign(f=pianist).groupby("pianist_id")["f"].nunique().max() == 1  # pianist-disjoint
+    # every (piece, player) of the two-length Schubert D960 cuts sits in one segment fold
+    multi = lab[lab["piece"].str.startswith("Schubert_D960")]
+    assert set(multi["bars"]) == {8, 16}
+    per_player = lab.assign(f=segment).loc[multi.index].groupby(["piece", "player"])["f"].nunique()
+    assert len(per_player) == 26 and per_player.max() == 1  # 12 pianists + the score rendition, 2 movements
+    # content check, independent of the rule: any two files of one player sharing a 48-byte run of MIDI
+    # track data (the middle of the shorter file) are in the same segment fold
+    tracks = {k: _midi_track(src / "midi" / m) for k, m in zip(lab.index, lab["midi_file"])}
+    fold_of = dict(zip(lab.index, segment))
+    n_shared = 0
+    for _, g in lab.groupby("player"):
+        keys = sorted(g.index, key=lambda k: len(tracks[k]))
+        for i, a in enumerate(keys):
+            probe = tracks[a][len(tracks[a]) // 2:len(tracks[a]) // 2 + 48]
+            for b in keys[i + 1:]:
+                if probe in tracks[b]:
+                    n_shared += 1
+                    assert fold_of[a] == fold_of[b], f"{a} and {b} share MIDI content but not a segment fold"
+    assert n_shared > 200  # the 16-bar files contain their 8-bar counterparts
+    # stratified by piece: every piece in every segment fold; groups recorded for the inner splits
+    assert lab.assign(f=segment).groupby("piece")["f"].nunique().min() == 4
+    groups = np.asarray(splits["groups"]["segment"])
+    assert np.unique(groups).size == np.unique(overlap_groups(lab.reset_index())).size == 368
+    assert len(set(passage_ids(lab.reset_index()))) == 99

@@ -55,15 +55,17 @@ def params(tmp_path, *, enabled=True, on_failure="skip"):
                          "socket_timeout": 5.0},
         },
         "masterclass_segments": {"input_dir": "fetched", "out": "proc/segments.csv", "on_error": "fail",
-                                 "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0,
-                                 "match_bins": None, "duration_pool": "video"},
+                                 "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0},
         "masterclass_embed": {"segments": "proc/segments.csv", "out": "proc/emb.safetensors"},
+        # real recordings: no provenance, so the oracle file has a header and no rows (labels unused)
         "masterclass_scores": {"segments": "proc/segments.csv", "embeddings": "proc/emb.safetensors",
-                               "checkpoints": "ckpt", "out": "proc/scores.csv"},
+                               "checkpoints": "ckpt", "out": "proc/scores.csv", "labels": "labels.csv",
+                               "oracle_out": "proc/oracle.csv"},
         "masterclass_classify": {"segments": "proc/segments.csv", "embeddings": "proc/emb.safetensors",
-                                 "scores": "proc/scores.csv", "predictions": "proc/pred.csv", "C": 1.0,
-                                 "min_calibration_class": 7, "n_boot": 20, "n_perm": 3, "n_jobs": 1,
-                                 "threshold": 0.5, "seed": 0},
+                                 "scores": "proc/scores.csv", "oracle": "proc/oracle.csv", "predictions": "proc/pred.csv",
+                                 "C": 1.0, "n_components": 8, "spline_knots": 4, "cv_folds": 0,
+                                 "min_calibration_class": 7, "n_perm": 19, "level": 0.95,
+                                 "negative_control_teacher": None, "n_jobs": 1, "seed": 0},
     }
 
 
@@ -125,7 +127,7 @@ def test_fetch_then_masterclass_pipeline(workdir):
     seg = pd.read_csv("proc/segments.csv")
     assert sorted(seg.video_id.unique()) == ["v0", "v1", "v2", "v3"]  # withdrawn and failed videos are gone
     rep = read_json("metrics/masterclass_segments.json")
-    assert rep["counts"]["all"] == {"n_stop": 12, "n_continue": 8, "n_videos": 4}
+    assert rep["counts"]["all"] == {"n_stop": 12, "n_continue": 8, "n_videos": 4, "n_students": 4}
     assert rep["audio_files_without_moments"] == []
     masterclass_embed.main()
     emb = read_json("metrics/masterclass_embed.json")

@@ -11,11 +11,13 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from sklearn.metrics import roc_auc_score
 
 from pianoeval.dimensions import DIMENSIONS
 from pianoeval.embedding_store import EmbeddingStore
 from pianoeval.extractors import load_model
 from pianoeval.io import read_json
+from pianoeval.masterclass.classify import make_classifier
 from pianoeval.masterclass.experiment import MODELS, run_experiment
 from pianoeval.masterclass.features import make_segment_table, read_segment_table, read_window
 from pianoeval.masterclass.moments import Moment, MomentsError, write_moments
@@ -91,15 +93,16 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
         "extract": {"audio": "t1_audio", "out": "t1.safetensors", "extractor": "logmel", "dtype": "float32",
                     "loudness_lufs": None, "logmel": LOGMEL},
         "masterclass_segments": {"input_dir": "raw", "out": "proc/segments.csv", "on_error": "skip",
-                                 "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0, "match_bins": None,
-                                 "duration_pool": "video"},
+                                 "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0},
         "masterclass_embed": {"segments": "proc/segments.csv", "out": "proc/emb.safetensors"},
         "masterclass_scores": {"segments": "proc/segments.csv", "embeddings": "proc/emb.safetensors",
-                               "checkpoints": "ckpt", "out": "proc/scores.csv"},
+                               "checkpoints": "ckpt", "out": "proc/scores.csv", "labels": "labels.csv",
+                               "oracle_out": "proc/oracle.csv"},
         "masterclass_classify": {"segments": "proc/segments.csv", "embeddings": "proc/emb.safetensors",
-                                 "scores": "proc/scores.csv", "predictions": "proc/pred.csv", "C": 1.0,
-                                 "min_calibration_class": 7, "n_boot": 50, "n_perm": 5, "n_jobs": 1,
-                                 "threshold": 0.5, "seed": 0},
+                                 "scores": "proc/scores.csv", "oracle": "proc/oracle.csv", "predictions": "proc/pred.csv",
+                                 "C": 1.0, "n_components": 8, "spline_knots": 4, "cv_folds": 6,
+                                 "min_calibration_class": 7, "n_perm": 39, "level": 0.95,
+                                 "negative_control_teacher": "random", "n_jobs": 1, "seed": 0},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
@@ -110,14 +113,17 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     rep = read_json("metrics/masterclass_segments.json")
     assert rep["load"]["n_skipped"] == 1 and rep["load"]["skipped"][0]["line"] == 14
     assert rep["segments"]["duplicates_dropped"] == 1 and rep["audio_files_without_moments"] == ["orphan"]
-    assert rep["counts"]["all"] == {"n_stop": 12, "n_continue": 8, "n_videos": 4}
+    assert rep["counts"]["all"] == {"n_stop": 12, "n_continue": 8, "n_videos": 4, "n_students": 4}
+    assert rep["provenance"] is False and rep["replay_overlap"].startswith("unknown")
     seg = pd.read_csv("proc/segments.csv")
     allv = seg[seg.variant == "all"]
     assert sorted(allv.loc[allv.video_id == "v1", ["start", "end"]].itertuples(index=False, name=None)) == [
         (2.0, 6.0), (8.5, 14.0), (14.0, 18.0), (20.5, 26.0), (26.0, 30.0)]
+    assert (allv["student"] == allv["video_id"]).all()  # no provenance: each video its own student
     dm = seg[seg.variant == "duration_matched"]
-    # 5.5 s gaps -> one 4 s piece each
+    # 5.5 s gaps host one 4 s piece each: the two later STOPs of a video are matched, the first has no room
     assert (dm.loc[dm.label == 0, "duration"] == 4.0).all() and (dm.label == 0).sum() == 8
+    assert (dm.label == 1).sum() == 8 and rep["duration_matched"]["n_stop_unmatched_dropped"] == 4
 
     masterclass_embed.main()
     store = EmbeddingStore("proc/emb.safetensors")
@@ -132,23 +138,31 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     masterclass_scores.main()
     scores = pd.read_csv("proc/scores.csv")
     assert len(scores) == len(ids) and (scores.n_models == 2).all()  # no provenance: every checkpoint
-    assert read_json("metrics/masterclass_scores.json")["provenance"] is False
+    srep = read_json("metrics/masterclass_scores.json")
+    assert srep["provenance"] is False and srep["oracle"].startswith("none")
     assert ((scores[list(DIMENSIONS)] >= 0) & (scores[list(DIMENSIONS)] <= 1)).all().all()
+    assert len(pd.read_csv("proc/oracle.csv")) == 0  # no provenance, no oracle (header only)
 
     masterclass_classify.main()
     m = read_json("metrics/masterclass.json")
-    assert m["n_stop"] == 12 and m["n_continue"] == 8 and m["n_videos"] == 4
+    assert m["n_stop"] == 12 and m["n_continue"] == 8 and m["n_videos"] == 4 and m["n_folds"] == 4
     assert m["model_a.auc"] == 1.0  # the STOP windows hold another tone
-    assert m["model_a.auc_p_perm"] == pytest.approx(1 / 6, abs=1e-6) and m["duration_matched.model_a.auc"] == 1.0
+    assert m["model_a.auc_p_perm"] == pytest.approx(1 / 40, abs=1e-6) and m["duration_matched.model_a.auc"] == 1.0
+    assert m["model_a.auc_ci_low"] > 0.5 and m["model_a.balanced_accuracy"] == 1.0
+    assert "oracle_b.auc" not in m and "negative_control.n_videos" not in m  # no oracle, no random teacher
+    assert m["model_a.auc_p_holm"] >= m["model_a.auc_p_perm"] and m["settings.n_pvalues_holm"] == 12
     assert m["model_a_cal.folds_calibration_fallback"] == 4  # every training fold has 6 CONTINUE < 7
-    assert set(m["folds.all.model_a_cal.calibration_fallback_videos"]) == {"v0", "v1", "v2", "v3"}
     assert m["teacher.T.n_stop"] == 6 and m["teacher.U.model_a.auc"] == 1.0
     assert "duration_matched.teacher.U.model_b.auc" in m
     pred = pd.read_csv("proc/pred.csv")
-    assert len(pred) == len(seg) and {f"p_{k}" for k in MODELS} <= set(pred.columns)
+    assert len(pred) == len(seg) and {f"p_{k}" for k in MODELS if k != "oracle_b"} <= set(pred.columns)
     for f in ("roc", "metrics", "coefficients"):
         assert (tmp_path / "plots" / f"masterclass_{f}.png").stat().st_size > 1000
-        assert len(pd.read_csv(tmp_path / "plots" / f"masterclass_{f}.csv")) > 0
+    roc = pd.read_csv("plots/masterclass_roc_all.csv")
+    assert len(roc) == 101 and roc["model_a"].iloc[0] == 1.0  # TPR 1 at FPR 0: perfect separation
+    assert pd.read_csv("plots/masterclass_pr_duration_matched.csv")["model_a"].min() == 1.0
+    cm = pd.read_csv("plots/masterclass_confusion_all_model_a.csv")
+    assert len(cm) == 20 and (cm["actual"] == cm["predicted"]).all() and set(cm["actual"]) == {"STOP", "CONTINUE"}
     coefs = pd.read_csv("plots/masterclass_coefficients.csv")
     assert list(coefs.dimension[:19]) == list(DIMENSIONS) and set(coefs.variant) == {"all", "duration_matched"}
 
@@ -185,7 +199,11 @@ def test_messy_fixture_every_case_counted(tmp_path):
         ["A", 25.0, 30.0], ["A", 52.0, 60.0], ["B", 25.0, 48.0], ["C", 12.0, 39.5], ["D", 12.0, 30.0]]
     assert allv.loc[allv.label == 1, "moment_id"].tolist() == ["a1", "a3", "a4", "a6", "b1", "b2", "c1", "d1", "e1",
                                                                "e2", "e3"]
-    assert rep["counts"]["duration_matched"]["n_stop"] == 11 and rep["duration_matched"]["n_continue_out"] > 5
+    # matched variant: one CONTINUE piece per STOP of the same video and length; 6 STOP windows have no
+    # CONTINUE stretch long enough in their video (video E has none at all) and are left out, counted
+    dm = rep["counts"]["duration_matched"]
+    assert dm["n_stop"] == dm["n_continue"] == 5 and rep["duration_matched"]["n_stop_unmatched_dropped"] == 6
+    assert rep["duration_matched"]["unmatched_by_video"]["E"] == 3
     table.to_csv(tmp_path / "segments.csv", index=False)
     back = read_segment_table(tmp_path / "segments.csv")
     assert back["segment_id"].tolist() == table["segment_id"].tolist() and back["moment_id"].iloc[1] == ""
@@ -259,33 +277,50 @@ def test_score_segments_refuses_a_leaking_setup(tmp_path):
 def test_run_experiment_known_answer():
     rng = np.random.default_rng(0)
     rows = []
-    for v in range(6):
+    for v in range(8):
         for k in range(10):
-            rows.append({"segment_id": f"v{v}:{k}", "video_id": f"v{v}", "teacher": "good" if v < 4 else "random",
-                         "label": int(k < 4), "duration": 8.0})
+            rows.append({"segment_id": f"v{v}:{k}", "video_id": f"v{v}", "student": f"s{v}",
+                         "teacher": "good" if v < 6 else "random", "label": int(k < 4), "duration": 8.0 + k % 3})
     seg = pd.DataFrame(rows)
     seg = pd.concat([seg.assign(variant="all"), seg.assign(variant="duration_matched")], ignore_index=True)
     ids = seg.segment_id.unique().tolist()
     y = np.array([int(i.split(":")[1]) < 4 for i in ids])
-    good = np.array([int(i[1]) < 4 for i in ids])
+    good = np.array([int(i[1]) < 6 for i in ids])
     q = np.full((len(ids), 19), 0.5)
-    q[:, 0] = np.where(good, np.where(y, 0.1, 0.9), rng.uniform(0.3, 0.7, len(ids)))  # only timing varies:
-    # it separates STOP perfectly for the good teacher, is unrelated to the label for the random one
+    q[:, 1:] += rng.normal(0, 0.01, (len(ids), 18))  # other dimensions: small noise
+    q[:, 0] = np.where(good, np.where(y, 0.1, 0.9) + rng.normal(0, 0.02, len(ids)), rng.uniform(0.3, 0.7, len(ids)))
+    # only timing separates STOP for the good teacher; for the random one it is unrelated to the label
     scores = pd.DataFrame(q, columns=list(DIMENSIONS)).assign(segment_id=ids)
+    oracle = scores.copy()
+    oracle[list(DIMENSIONS)] = rng.normal(size=(len(ids), 19))  # an "oracle" that knows nothing
 
     class Emb:
         def pooled(self, keys):
             return np.random.default_rng(1).normal(size=(len(keys), 6))
 
-    res = run_experiment(seg, Emb(), scores, C=1.0, n_boot=100, n_perm=10, seed=0, n_jobs=1)
+    res = run_experiment(seg, Emb(), scores, oracle, C=1.0, n_components=4, cv_folds=3, n_perm=39, seed=0, n_jobs=1)
     m = res["metrics"]
-    assert m["teacher"]["good"]["model_b"]["auc"] == 1.0
-    assert m["duration"]["auc"] == 0.5  # constant duration: constant predictions, all ties
-    assert m["n_stop"] == 24 and m["n_continue"] == 36 and m["duration_matched"]["n_videos"] == 6
+    assert m["n_stop"] == 24 and m["n_continue"] == 36 and m["n_videos"] == 6 and m["n_folds"] == 3
     mb = m["model_b"]
-    assert mb["auc"] > 0.8 and mb["auc_ci_low"] <= mb["auc"] <= mb["auc_ci_high"]
-    assert m["model_b"]["auc_p_perm"] == pytest.approx(1 / 11)
-    assert m["model_b_cal"]["auc_p_perm"] is None and m["model_b_cal"]["folds_calibration_fallback"] == 0
+    assert mb["auc"] == 1.0 and mb["auc_p_perm"] == pytest.approx(1 / 40) and mb["balanced_accuracy"] == 1.0
+    assert mb["auc_ci_low"] > 0.5 and mb["auc_p_holm"] == pytest.approx(min(1.0, m["settings"]["n_pvalues_holm"] / 40))
+    assert m["teacher"]["good"]["model_b"]["auc"] == 1.0 and "random" not in m["teacher"]
+    # the duration pattern (8, 9, 10 s) is identical for both labels within every video: chance level
+    assert m["duration"]["auc"] < 0.6 and m["duration"]["auc_p_perm"] > 0.1
+    # Model B vs the uninformative oracle: the gap is negative and significant before correction
+    assert mb["gap_to_oracle"]["delta_auc"] < -0.3 and mb["gap_to_oracle"]["p"] <= 0.1
+    # negative control: a model fitted on every graded video scores the random teacher's two videos
+    nc = m["negative_control"]
+    assert (nc["teacher"], nc["n_videos"], nc["n_stop"], nc["n_continue"]) == ("random", 2, 8, 12)
+    head = ~seg.teacher.eq("random") & seg.variant.eq("all")
+    ctrl = seg.teacher.eq("random") & seg.variant.eq("all")
+    qi = scores.set_index("segment_id")
+    ref = make_classifier(1.0).set_params(lr__tol=1e-10).fit(qi.loc[seg[head].segment_id].to_numpy(),
+                                                               seg[head].label)
+    expect = roc_auc_score(seg[ctrl].label, ref.predict_proba(qi.loc[seg[ctrl].segment_id].to_numpy())[:, 1])
+    assert nc["model_b"]["auc"] == pytest.approx(expect, abs=1e-6)
+    assert nc["model_b"]["ci_low"] <= nc["model_b"]["auc"] <= nc["model_b"]["ci_high"]
     coef = res["coefficients"].query("variant == 'all'").set_index("dimension")["coefficient"]
     assert coef.abs().idxmax() == "timing" and coef["timing"] < 0  # low timing rating -> STOP
-    assert len(res["predictions"]) == 120 and res["roc"]["model"].nunique() == len(MODELS)
+    assert len(res["predictions"]) == 120 and set(res["roc"]["model"]) >= {"model_a", "model_b", "oracle_b"}
+    assert set(res["plot_data"]) >= {"roc_all", "pr_all", "confusion_all_model_b", "confusion_duration_matched_model_a"}

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from pianoeval.masterclass.moments import Moment, load_moments
-from pianoeval.masterclass.segments import CONTINUE, STOP, build_segments, duration_matched
+from pianoeval.masterclass.segments import (
+    CONTINUE,
+    STOP,
+    build_segments,
+    duration_matched,
+    overlap_seconds,
+    subtract_spans,
+)
 
 
 def mk(mid, vid, pbs, pbe, stop=None, fs=None, fe=None, teacher="T", dim="timing") -> Moment:
@@ -200,28 +207,50 @@ def test_shuffled_jsonl_lines_give_identical_ids(tmp_path):
     assert ids[0] == ids[1] == ids[2] and len(ids[0]) > 10
 
 
-def test_duration_matched():
+def test_replays_are_cut_out_of_continue_windows():
+    ms = [mk("m1", "A", 10, 20, fe=30), mk("m2", "A", 60, 70, fe=75), mk("m3", "A", 95, 100)]
+    # replays: 28-41 (starts under m1's feedback), 75-78 (3 s), 85-88 (mid-window)
+    replays = {"A": [(28.0, 41.0), (75.0, 78.0), (85.0, 88.0)]}
+    segs, rep = build_segments(ms, {"A": 120.0}, replays=replays)
+    assert windows(segs, CONTINUE) == [(41, 60), (78, 85), (88, 95)]
+    assert rep["cont_cut_by_replay"] == 2 and rep["cont_replay_seconds_removed"] == pytest.approx(11 + 3 + 3)
+    assert overlap_seconds(segs, replays) == 0.0
+    plain, prep_ = build_segments(ms, {"A": 120.0})
+    assert windows(plain, CONTINUE) == [(30, 60), (75, 95)] and prep_["cont_cut_by_replay"] == 0
+    assert overlap_seconds(plain, replays) == pytest.approx(11 + 3 + 3)
+    # a part shorter than min_continue_duration is dropped and counted
+    segs, rep = build_segments(ms, {"A": 120.0}, replays={"A": [(33.0, 58.0)]})
+    assert windows(segs, CONTINUE) == [(75, 95)] and rep["cont_dropped_too_short"] == 2
+
+
+def test_subtract_spans():
+    assert subtract_spans(0, 10, []) == [(0, 10)]
+    assert subtract_spans(0, 10, [(2, 3), (5, 12), (-1, 1)]) == [(1, 2), (3, 5)]
+    assert subtract_spans(0, 10, [(0, 10)]) == []
+
+
+def test_duration_matched_pairs_every_stop_within_its_video():
     ms, durations = random_messy_moments(7, n_videos=6)
     segs, _ = build_segments(ms, durations)
     out, rep = duration_matched(segs, seed=0)
     stops_in = [s for s in segs if s.label == STOP]
     conts_in = [s for s in segs if s.label == CONTINUE]
-    assert [s for s in out if s.label == STOP] == stops_in
-    pool = sorted({s.duration for s in stops_in})
+    stops = [s for s in out if s.label == STOP]
     pieces = [s for s in out if s.label == CONTINUE]
-    assert len(pieces) == rep["n_continue_out"] == rep["n_continue_pieces"] > len(conts_in)
-    for c in conts_in:
-        mine = [p for p in pieces if c.start <= p.start and p.end <= c.end and p.video_id == c.video_id]
-        t = c.start
-        for p in mine:  # consecutive from the window start, each exactly some STOP duration
-            assert p.start == t and min(abs(p.duration - d) for d in pool) < 1e-9
-            assert p.segment_id == f"{p.video_id}:cont:{round(p.start * 1000):08d}-{round(p.end * 1000):08d}"
-            assert (p.teacher, p.moment_id, p.musical_dimension) == (c.teacher, None, None)
-            t = p.end
-        assert c.end - t < max(pool)  # the walk only ends on a draw that does not fit
-    assert len({s.segment_id for s in out}) == len(out)
-    assert rep["continue_seconds_in"] == pytest.approx(rep["continue_seconds_out"] + rep["leftover_seconds_discarded"])
-    assert rep["n_leftover_discarded"] > 0 and rep["n_dropped_bin_matching"] == 0
+    assert set(stops) <= set(stops_in) and rep["n_stop_matched"] == len(stops) == len(pieces)
+    assert rep["n_stop_unmatched_dropped"] == len(stops_in) - len(stops) > 0
+    for v in {s.video_id for s in out}:  # per video: the same number and the same durations
+        sd = sorted(round(s.duration, 9) for s in stops if s.video_id == v)
+        cd = sorted(round(p.duration, 9) for p in pieces if p.video_id == v)
+        assert sd == cd
+        vp = sorted((p for p in pieces if p.video_id == v), key=lambda p: p.start)
+        for a, b in zip(vp, vp[1:]):
+            assert a.end <= b.start + 1e-9  # pieces never overlap
+    for p in pieces:  # every piece lies inside a CONTINUE window of its video
+        assert any(c.video_id == p.video_id and c.start - 1e-9 <= p.start and p.end <= c.end + 1e-9 for c in conts_in)
+        assert p.segment_id == f"{p.video_id}:cont:{round(p.start * 1000):08d}-{round(p.end * 1000):08d}"
+        assert p.moment_id is None and p.musical_dimension is None
+    assert rep["duration_ks_statistic"] == 0.0
     # deterministic, order-independent, seed-dependent
     shuffled = list(segs)
     random.Random(0).shuffle(shuffled)
@@ -229,79 +258,21 @@ def test_duration_matched():
     assert duration_matched(segs, seed=1)[0] != out
 
 
-def short_gap_segments(seed: int = 0, n: int = 150):
-    """STOP windows of 2-30 s separated by CONTINUE gaps of only 5-40 s."""
-    rng = np.random.default_rng(seed)
-    moments, t = [], 0.0
-    for k in range(n):
-        d = float(rng.uniform(2, 30))
-        moments.append(mk(f"m{k:03d}", f"v{k * 5 // n}", t, t + d, fe=t + d + 5))
-        t += d + 5 + float(rng.uniform(5, 40))
-    return build_segments(moments, {f"v{i}": t for i in range(5)})[0]
-
-
-def test_duration_matched_bin_matching():
-    segs = short_gap_segments()
-    _, plain = duration_matched(segs, seed=0)
-    out, rep = duration_matched(segs, seed=0, match_bins=5)
-    stop_d = np.array([s.duration for s in out if s.label == STOP])
-    cont_d = np.array([s.duration for s in out if s.label == CONTINUE])
-    # short CONTINUE windows can only host short pieces; bin matching removes that imbalance
-    assert plain["continue_duration_mean"] < 0.85 * plain["stop_duration_mean"]
-    assert plain["duration_ks_statistic"] > 0.2
-    assert rep["duration_ks_statistic"] < 0.1 and rep["n_dropped_bin_matching"] > 0
-    assert rep["n_continue_out"] == cont_d.size == rep["n_continue_pieces"] - rep["n_dropped_bin_matching"]
-    edges = np.quantile(stop_d, [0.2, 0.4, 0.6, 0.8])
-    props = lambda d: np.bincount(np.searchsorted(edges, d, side="right"), minlength=5) / d.size  # noqa: E731
-    assert np.abs(props(cont_d) - props(stop_d)).max() < 0.05
-    assert duration_matched(segs, seed=0, match_bins=5) == (out, rep)
-
-
-def test_duration_matched_long_windows_match_distribution():
-    rng = np.random.default_rng(0)
-    moments, t = [], 0.0
-    for k in range(40):  # STOP windows 2-20 s, CONTINUE gaps of 5-10 minutes
-        d = float(rng.uniform(2, 20))
-        moments.append(mk(f"m{k:02d}", "A", t, t + d, fe=t + d + 10))
-        t += d + 10 + float(rng.uniform(300, 600))
-    segs, _ = build_segments(moments, {"A": t})
-    out, rep = duration_matched(segs, seed=3)
-    assert rep["continue_duration_mean"] == pytest.approx(rep["stop_duration_mean"], rel=0.1)
-    assert rep["duration_ks_statistic"] < 0.1 and rep["n_continue_out"] > 1000
-    assert rep["leftover_seconds_discarded"] / rep["continue_seconds_in"] < 0.05
-
-
-def test_duration_matched_hand_example():
+def test_duration_matched_hand_example_drops_stops_without_room():
     A = "A"
-    segs, _ = build_segments([mk("m1", A, 0, 2, fe=3), mk("m2", A, 10, 13, fe=14), mk("m3", A, 15.5, 17.5)],
+    segs, _ = build_segments([mk("m1", A, 0, 2, fe=3), mk("m2", A, 10, 22, fe=25), mk("m3", A, 37, 38)],
                              {A: 100.0}, min_continue_duration=1.0)
-    assert windows(segs, CONTINUE) == [(3, 10), (14, 15.5)]
+    assert windows(segs, CONTINUE) == [(3, 10), (25, 37)]
     for seed in range(5):
         out, rep = duration_matched(segs, seed=seed)
+        # the 12 s STOP fits exactly in (25, 37) only; the 2 s and 1 s pieces then fit in (3, 10)
+        assert rep["n_stop_unmatched_dropped"] == 0 and rep["unmatched_by_video"] == {}
         pieces = windows(out, CONTINUE)
-        # window (3, 10) holds up to 3 pieces of 2 or 3 s; window (14, 15.5) fits no STOP duration
-        assert rep["n_windows_unused"] >= 1 and rep["n_leftover_discarded"] >= 1
-        assert all(round(b - a, 9) in (2.0, 3.0) and 3 <= a < b <= 10 for a, b in pieces)
-        assert [a for a, _ in pieces] == [3] + [b for _, b in pieces[:-1]]
+        assert sorted(round(b - a, 9) for a, b in pieces) == [1.0, 2.0, 12.0] and (25, 37) in pieces
+        assert all(3 <= a < b <= 10 for a, b in pieces if (a, b) != (25, 37))
+    long_stop, _ = build_segments([mk("m1", A, 0, 20, fe=21), mk("m2", A, 30, 35)], {A: 100.0},
+                                  min_continue_duration=1.0)
+    out, rep = duration_matched(long_stop, seed=0)  # the only CONTINUE (21, 30) is shorter than the 20 s STOP
+    assert windows(out, STOP) == [(30, 35)] and rep["unmatched_by_video"] == {"A": 1}
     with pytest.raises(ValueError, match="no STOP"):
         duration_matched([s for s in segs if s.label == CONTINUE])
-
-
-def test_duration_matched_by_video_uses_own_stop_durations():
-    # video S has 3 s STOPs, video L 20 s STOPs, both with long CONTINUE gaps; video Z keeps no STOP
-    ms = [mk(f"s{k}", "S", 100 * k, 100 * k + 3, fe=100 * k + 5) for k in range(4)]
-    ms += [mk(f"l{k}", "L", 100 * k, 100 * k + 20, fe=100 * k + 22) for k in range(4)]
-    ms += [mk(f"z{k}", "Z", 100 * k, 100 * k + 0.5, fe=100 * k + 2) for k in range(3)]  # STOPs too short
-    segs, _ = build_segments(ms, {"S": 500.0, "L": 500.0, "Z": 500.0})
-    out, rep = duration_matched(segs, seed=0, by_video=True)
-    pieces = [s for s in out if s.label == CONTINUE]
-    assert {round(p.duration, 6) for p in pieces if p.video_id == "S"} == {3.0}
-    assert {round(p.duration, 6) for p in pieces if p.video_id == "L"} == {20.0}
-    assert {round(p.duration, 6) for p in pieces if p.video_id == "Z"} <= {3.0, 20.0}  # pooled fallback
-    assert rep["by_video"] and rep["n_windows_pooled_fallback"] == 2
-    pooled, prep = duration_matched(segs, seed=0)
-    assert {round(p.duration, 6) for p in pooled if p.label == CONTINUE and p.video_id == "S"} == {3.0, 20.0}
-    assert not prep["by_video"] and prep["n_windows_pooled_fallback"] == 0
-    assert duration_matched(segs, seed=0, by_video=True) == (out, rep)
-    with pytest.raises(ValueError, match="match_bins"):
-        duration_matched(segs, by_video=True, match_bins=3)

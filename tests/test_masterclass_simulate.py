@@ -152,7 +152,7 @@ def test_category_z_scores_by_hand():
     labels.loc[labels["player"] == "1", "mean_timing"] = 0.4
     labels.loc[labels["player"] == "2", "mean_timing"] = 0.9
     z, rep = category_z_scores(labels)
-    assert rep == {"n_rated_performances": 6, "n_pieces": 2, "zero_spread_cells": 0}
+    assert rep == {"n_rated_performances": 6, "n_passages": 2, "zero_spread_cells": 0}
     x = np.array([0.2, 0.4, 0.9])
     expect = (x - x.mean()) / x.std()
     got = z.loc[[f"Op1_p1_8bars_{p}_1" for p in "012"], "timing"].to_numpy()
@@ -203,15 +203,28 @@ def test_eligible_sessions_counts_exclusions():
     del durations["Op1_p3_8bars_1_3"]
     labels.loc[labels["key"] == "Op1_p2_8bars_2_2", "labeled"] = False
     groups, rep = eligible_sessions(labels, durations, min_segments=4, max_segments=5, max_play_seconds=100.0)
-    assert rep == {"groups": 4, "excluded_unlabeled": 1, "excluded_missing_audio": 1,
-                   "excluded_too_few_segments": 0, "eligible": 2}
+    assert rep == {"groups": 4, "excluded_unlabeled": 1, "excluded_missing_audio": 1, "excluded_overlapping_cut": 0,
+                   "chunks": 2, "chunks_too_few_segments": 0, "eligible": 2}
     assert [g["player"] for g in groups] == ["0", "3"] and groups[0]["segment"] == [1, 2, 3, 4, 5]
     groups, rep = eligible_sessions(labels, durations, min_segments=4, max_segments=5, max_play_seconds=35.0)
-    assert rep["excluded_too_few_segments"] == 2 and rep["eligible"] == 0  # only 3 segments fit in 35 s
+    # 5 segments of 10 s in chunks of <= 35 s: 3 + 2 segments, both shorter than 4
+    assert rep["chunks"] == 4 and rep["chunks_too_few_segments"] == 4 and rep["eligible"] == 0
     groups, _ = eligible_sessions(labels, durations, min_segments=2, max_segments=5, max_play_seconds=35.0)
-    assert [len(g["keys"]) for g in groups] == [3, 3]
-    with pytest.raises(ValueError, match="3 sessions requested but only 2"):
-        select_sessions(groups, 3, seed=0)
+    assert [g["segment"] for g in groups] == [[1, 2, 3], [4, 5], [1, 2, 3], [4, 5]]  # consecutive, disjoint chunks
+    with pytest.raises(ValueError, match="5 sessions requested but only 4"):
+        select_sessions(groups, 5, seed=0)
+    chosen = select_sessions(groups, 3, seed=0)
+    assert len({g["pianist_id"] for g in chosen[:2]}) == 2  # both pianists before a second session of one
+
+
+def test_eligible_sessions_skip_the_longer_cut_of_the_same_playing():
+    labels = tiny_labels(n_players=2, n_segments=4)
+    longer = labels.assign(bars=16, key=labels["key"].str.replace("_8bars_", "_16bars_"),
+                           work="Comp_Op1_16bars")
+    both = pd.concat([labels, longer], ignore_index=True)
+    durations = {k: 5.0 for k in both["key"]}
+    groups, rep = eligible_sessions(both, durations, min_segments=2, max_segments=8, max_play_seconds=100.0)
+    assert rep["excluded_overlapping_cut"] == 2 and {g["bars"] for g in groups} == {8}
 
 
 def test_speech_deterministic_bounded_and_speech_like():
@@ -232,3 +245,26 @@ def test_speech_deterministic_bounded_and_speech_like():
     assert spec[(f > 80) & (f < 4000)].sum() / spec.sum() > 0.95  # energy in the voice band
     with pytest.raises(ValueError):
         synth_speech(0.0, 24000, 0)
+
+
+def test_continue_windows_hold_no_replayed_playing(store, tmp_path):
+    """After a stop the student replays the stopped performance: that audio must not be CONTINUE."""
+    from pianoeval.masterclass.features import make_segment_table, replay_spans
+    from pianoeval.masterclass.segments import overlap_seconds
+
+    labels, s = store
+    teachers = parse_teachers({"mix": {"weights": {"timing": 1}, "threshold": 0.3, "noise_sd": 0.5}})
+    simulate_masterclasses(labels, s, teachers, tmp_path / "sim", seed=1, **{**KW, "sessions_per_teacher": 6})
+    table, rep = make_segment_table(tmp_path / "sim", min_continue_duration=0.5)
+    assert rep["provenance"] is True
+    for v in ("all", "duration_matched"):
+        assert rep["replay_overlap"][v]["replay_seconds"] == 0.0 and rep["replay_overlap"][v]["fraction"] == 0.0
+        assert rep["replay_overlap"][v]["continue_seconds"] > 1.0
+    assert rep["segments"]["cont_cut_by_replay"] > 0 and rep["segments"]["cont_replay_seconds_removed"] > 1.0
+    # without the cut, the same moments give CONTINUE windows that start inside the replay
+    prov = read_json(tmp_path / "sim" / "provenance.json")
+    moments, _ = load_moments(tmp_path / "sim" / "all_moments.jsonl")
+    uncut, _ = build_segments(moments, {v: p["duration"] for v, p in prov["videos"].items()}, 0.5)
+    assert overlap_seconds(uncut, replay_spans(prov)) > 1.0
+    students = table.groupby("video_id")["student"].first()
+    assert all(students[v] == f"pianist{prov['videos'][v]['pianist_id']}" for v in students.index)

@@ -89,9 +89,13 @@ def test_checkpoint_shape_mismatch_raises(tmp_path, fitted):
         save_checkpoint(fitted, tmp_path / "x")
 
 
-def test_production_defaults_are_fast_enough():
-    # ~900 x 256 at production defaults: the per-epoch cost must stay small (brief: 200 epochs in seconds).
+def test_production_defaults_train_on_production_sized_data():
+    # ~900 x 256 at the production defaults (timing is measured by scripts/benchmark.py, not here):
+    # the loss goes down and the fitting rows are predicted better than by their mean.
     rng = np.random.default_rng(2)
-    X, Y = rng.normal(size=(900, 256)), rng.random((900, 19))
+    X = rng.normal(size=(900, 256))
+    Y = 1 / (1 + np.exp(-X[:, :19]))
     m = QualityMLP(max_epochs=20, patience=100).fit(X, Y, X[:100], Y[:100])
     assert m.n_epochs_ == 20 and m.predict(X[:5]).shape == (5, 19)
+    assert m.history_[-1]["train_loss"] < 0.8 * m.history_[0]["train_loss"]
+    assert np.mean(r2_per_dim(Y[:100], m.predict(X[:100]))) > 0.2

@@ -82,3 +82,22 @@ def test_bad_input_raises():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         pairwise_ranking_accuracy(bad, y)
+
+
+def test_within_group_r2_ignores_group_levels():
+    from pianoeval.regression_metrics import within_group_r2
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(10), 6)
+    level = rng.normal(0, 5, 10)[groups][:, None]
+    within = rng.normal(0, 1, (60, 2))
+    y = level + within
+    # knowing only the group levels: 0 within groups (yet a high ordinary R²)
+    assert within_group_r2(y, level + 0.0 * within, groups) == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert r2_per_dim(y, np.broadcast_to(level, y.shape)).min() > 0.9
+    # right within groups, wrong levels: 1 within groups
+    assert within_group_r2(y, within - 100.0, groups) == pytest.approx([1.0, 1.0])
+    assert within_group_r2(y, -within, groups) == pytest.approx([-3.0, -3.0])  # 1 - 4 SS / SS
+    s = summarize_regression(y, level + 0.5 * within, ["a", "b"], passages=groups)
+    assert s["within_passage"]["n_passages"] == 10 and s["within_passage"]["ranking_accuracy_mean"] == 1.0
+    assert s["within_passage"]["r2_mean"] == pytest.approx(0.75)

@@ -12,6 +12,7 @@ import yaml
 from media_server import encode, piano_like, serve
 from pianoeval.audio_io import load_audio, resample
 from pianoeval.audio_store import AudioStore
+from conftest import repo_section
 from pianoeval.embedding_store import EmbeddingStore
 from pianoeval.io import read_json
 from pianoeval.stages import t4_augment, t4_embed, t4_fetch, t4_pool
@@ -23,9 +24,9 @@ RECORDINGS = {"rec0": (".m4a", 14.0), "rec1": (".mp3", 12.0), "rec2": (".webm", 
 
 def params(*, enabled=True, source="fetched"):
     return {
-        "render": {"sample_rate": SR},
-        "extract": {"extractor": "logmel", "dtype": "float32", "loudness_lufs": -23.0,
-                    "logmel": {"sample_rate": SR, "n_fft": 512, "n_mels": 16, "fmax": 8000.0}},
+        "render": repo_section("render", sample_rate=SR),
+        "extract": repo_section("extract", extractor="logmel", dtype="float32", loudness_lufs=-23.0,
+                                logmel={"sample_rate": SR, "n_fft": 512, "n_mels": 16, "fmax": 8000.0}),
         "t4_fetch": {"enabled": enabled, "manifest": "request/manifest.csv", "out_dir": "fetched",
                      "on_failure": "skip",
                      "download": {"retries": 0, "fragment_retries": 0, "extractor_retries": 0, "sleep_interval": 0.0,

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from .dimensions import DIMENSIONS, MEAN_COLUMNS, N_DIMENSIONS, STD_COLUMNS
 
@@ -235,15 +234,46 @@ def build_labels(source_dir: str | Path, pieces: list[str] | None = None) -> tup
     return table, report
 
 
+def passage_ids(table: pd.DataFrame) -> np.ndarray:
+    """(N,) passage of each row: the same music, i.e. same file-name piece, cut length and segment number.
+
+    Ratings are passage-relative (42% of the label variance lies between passages), so baselines,
+    within-passage metrics and the simulated teachers standardise by passage.
+    """
+    return (table["piece"].astype(str) + "_" + table["bars"].astype(int).astype(str) + "bars_"
+            + table["segment"].astype(int).astype(str)).to_numpy()
+
+
+def overlap_groups(table: pd.DataFrame) -> np.ndarray:
+    """(N,) groups of rows that may hold the same playing: the ``segment`` split keeps each in one fold.
+
+    PercePiano cuts the Schubert D960 movements twice, in 8- and 16-bar segments, from the same
+    performances: 143 of the 145 16-bar files contain an 8-bar file of the same player note for note
+    (the segment boundaries of the two cuts do not line up by bar arithmetic). Rule: on a piece cut
+    at more than one length, all segments of one player form one group; every other row is a group
+    of its own. ``tests/test_labels.py`` checks on the real data that no two files of one player that
+    share MIDI content end up in different folds.
+    """
+    multi_cut = table.groupby("piece")["bars"].transform("nunique").to_numpy() > 1
+    own = table["key"].astype(str).to_numpy()
+    shared = ("cuts:" + table["piece"].astype(str) + ":" + table["player"].astype(str)).to_numpy()
+    return np.where(multi_cut, shared, own)
+
+
 def make_splits(table: pd.DataFrame, n_folds: int = 4, seed: int = 42) -> dict:
     """Three deterministic k-fold assignments over the labeled rows.
 
     * ``pianist``: grouped by pianist id (no pianist in two folds). Default for training.
-    * ``segment``: random, stratified by piece (the protocol behind the published MuQ figure).
+    * ``segment``: random over groups of :func:`overlap_groups` (overlapping 8- and 16-bar cuts of one
+      player stay together), stratified by piece: the published MuQ protocol minus its leak (there,
+      208 of 273 overlapping 16-bar/8-bar pairs of the same player were split across folds).
     * ``piece``: grouped by file-name piece: generalisation to unseen music.
 
-    Returns ``{"keys": [...], "n_folds": k, "seed": s, "folds": {split: [fold per key]}}``.
+    Returns ``{"keys": [...], "n_folds": k, "seed": s, "folds": {split: [fold per key]},
+    "groups": {"segment": [overlap group index per key]}}``.
     """
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold  # here: importing labels stays cheap
+
     lab = table[table["labeled"]].sort_values("key").reset_index(drop=True)
     n = len(lab)
     for col, split in (("pianist_id", "pianist"), ("piece", "piece")):
@@ -262,15 +292,20 @@ def make_splits(table: pd.DataFrame, n_folds: int = 4, seed: int = 42) -> dict:
         for k, (_, test) in enumerate(gkf.split(idx, groups=lab[col].to_numpy())):
             f[test] = k
         folds[split] = f.tolist()
-    # Stratify by piece; pieces with fewer members than folds would make StratifiedKFold warn,
+    # Stratify by piece; pieces with fewer members than folds would make the splitter warn,
     # so rare pieces share one stratum.
     strata = lab["piece"].where(lab["piece"].map(lab["piece"].value_counts()) >= n_folds, "_rare")
+    _, seg_groups = np.unique(overlap_groups(lab), return_inverse=True)
+    if np.unique(seg_groups).size < n_folds:
+        raise LabelError(f"split 'segment' needs at least {n_folds} overlap groups, the selection has "
+                         f"{np.unique(seg_groups).size}")
     f = np.full(n, -1)
-    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(skf.split(idx, strata)):
+    sgkf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(sgkf.split(idx, strata, groups=seg_groups)):
         f[test] = k
     folds["segment"] = f.tolist()
-    return {"keys": lab["key"].tolist(), "n_folds": n_folds, "seed": seed, "folds": folds}
+    return {"keys": lab["key"].tolist(), "n_folds": n_folds, "seed": seed, "folds": folds,
+            "groups": {"segment": seg_groups.tolist()}}
 
 
 def split_summary(splits: dict, table: pd.DataFrame) -> dict:
@@ -284,6 +319,10 @@ def split_summary(splits: dict, table: pd.DataFrame) -> dict:
             "pianists_per_fold": [int(lab["pianist_id"][f == k].nunique()) for k in range(splits["n_folds"])],
             "pieces_per_fold": [int(lab["piece"][f == k].nunique()) for k in range(splits["n_folds"])],
         }
+    groups = np.asarray(splits["groups"]["segment"])
+    sizes = np.bincount(groups)
+    out["segment"].update(n_groups=int(sizes.size), n_multi_file_groups=int((sizes > 1).sum()),
+                          n_rows_in_multi_file_groups=int(sizes[sizes > 1].sum()))
     return out
 
 
@@ -302,4 +341,8 @@ def load_splits(path: str | Path) -> dict:
         if len(splits["folds"][split]) != len(splits["keys"]):
             raise LabelError(f"{path}: split '{split}' has {len(splits['folds'][split])} folds for "
                              f"{len(splits['keys'])} keys")
+    groups = splits.get("groups", {}).get("segment")
+    if groups is None or len(groups) != len(splits["keys"]):
+        raise LabelError(f"{path}: 'groups.segment' (overlap groups of the segment split) missing or of the "
+                         "wrong length: rerun the labels stage")
     return splits

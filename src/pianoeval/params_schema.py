@@ -186,6 +186,7 @@ class TrainQualityParams(Section):
     seed: Seed
     n_seeds: PositiveInt
     blend_mlp_weight: Probability
+    n_perm: PositiveInt  # sign flips per test against the passage-mean baseline
     mlp: MLPParams
     ridge: RidgeParams
 
@@ -251,15 +252,6 @@ class MasterclassSegmentsParams(Section):
     min_continue_duration: PositiveFloat
     min_stop_duration: PositiveFloat
     seed: Seed
-    duration_pool: Literal["video", "all"]
-    match_bins: PositiveInt | None
-
-    @model_validator(mode="after")
-    def _bins_need_pooled_durations(self) -> MasterclassSegmentsParams:
-        if self.match_bins is not None and self.duration_pool != "all":
-            raise ValueError("match_bins works on the pooled STOP durations: "
-                             "set duration_pool: all or match_bins: null")
-        return self
 
 
 class MasterclassEmbedParams(Section):
@@ -272,19 +264,25 @@ class MasterclassScoresParams(Section):
     embeddings: InputFile
     checkpoints: InputDir
     out: OutputPath
+    labels: InputFile  # the oracle's true ratings
+    oracle_out: OutputPath
 
 
 class MasterclassClassifyParams(Section):
     segments: InputFile
     embeddings: InputFile
     scores: InputFile
+    oracle: InputFile
     predictions: OutputPath
     C: PositiveFloat
+    n_components: PositiveInt
+    spline_knots: Annotated[int, Field(ge=2)]
+    cv_folds: NonNegativeInt  # 0 = one fold per student
     min_calibration_class: PositiveInt
-    n_boot: PositiveInt
-    n_perm: NonNegativeInt  # 0 skips the permutation test
+    n_perm: PositiveInt
+    level: OpenFraction
+    negative_control_teacher: TeacherName | None
     n_jobs: PositiveInt
-    threshold: OpenFraction
     seed: Seed
 
 
@@ -580,8 +578,12 @@ class AuditDownstream(Section):
     C: PositiveFloat
     variants: Annotated[list[Literal["all", "duration_matched"]], Field(min_length=1)]
     n_extreme: PositiveInt
-    n_boot: PositiveInt
-    threshold: OpenFraction
+    cv_folds: NonNegativeInt
+    n_perm: PositiveInt
+    equivalence_margin: OpenFraction
+    level: OpenFraction
+    negative_control_teacher: TeacherName | None
+    n_jobs: PositiveInt
 
 
 class AuditParams(Section):

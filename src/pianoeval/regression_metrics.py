@@ -79,25 +79,62 @@ def pairwise_ranking_accuracy(y_true, y_pred, groups=None, *, chunk_size: int = 
         groups = np.asarray(groups)
         if groups.shape != (n,):
             raise ValueError(f"groups: expected shape ({n},), got {groups.shape}")
+        # Pairs only exist inside a group: work group by group (sum of n_g^2 instead of N^2 pairs).
+        blocks = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    else:
+        blocks = [np.arange(n)]
     score = np.zeros(k)
     count = np.zeros(k)
-    cols = np.arange(n)
-    for a in range(0, n, chunk_size):
-        b = min(a + chunk_size, n)
-        rows = np.arange(a, b)
-        pair_ok = cols[None, :] > rows[:, None]  # (c, N): each unordered pair once
-        if groups is not None:
-            pair_ok &= groups[a:b, None] == groups[None, :]
-        if not pair_ok.any():
-            continue
-        st = np.sign(t[a:b, None, :] - t[None, :, :])  # (c, N, K)
-        sp = np.sign(p[a:b, None, :] - p[None, :, :])
-        valid = (st != 0) & pair_ok[:, :, None]
-        pts = np.where(sp == 0, 0.5, (st * sp > 0).astype(np.float64))
-        score += np.where(valid, pts, 0.0).sum(axis=(0, 1))
-        count += valid.sum(axis=(0, 1))
+    for idx in blocks:
+        tb, pb, m = t[idx], p[idx], idx.size
+        cols = np.arange(m)
+        for a in range(0, m, chunk_size):
+            b = min(a + chunk_size, m)
+            pair_ok = cols[None, :] > np.arange(a, b)[:, None]  # (c, m): each unordered pair once
+            if not pair_ok.any():
+                continue
+            st = np.sign(tb[a:b, None, :] - tb[None, :, :])  # (c, m, K)
+            sp = np.sign(pb[a:b, None, :] - pb[None, :, :])
+            valid = (st != 0) & pair_ok[:, :, None]
+            pts = np.where(sp == 0, 0.5, (st * sp > 0).astype(np.float64))
+            score += np.where(valid, pts, 0.0).sum(axis=(0, 1))
+            count += valid.sum(axis=(0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(count > 0, score / np.maximum(count, 1), np.nan)
+
+
+def within_group_r2(y_true, y_pred, groups) -> np.ndarray:
+    """R² per column after centring truth and prediction on their own group means (e.g. per passage).
+
+    Measures what a prediction gets right *within* groups, whatever it does between them: a
+    prediction that only knows each group's mean scores 0 (its centred values are 0), one that is
+    anti-ordered within groups scores below 0. Singleton groups contribute nothing to either sum.
+
+    Parameters
+    ----------
+    y_true, y_pred : (N, K) (or (N,)). groups : (N,).
+
+    Returns
+    -------
+    (K,) float; NaN where the centred truth is constant.
+    """
+    t, p = _check_pair(y_true, y_pred)
+    groups = np.asarray(groups)
+    if groups.shape != (t.shape[0],):
+        raise ValueError(f"groups: expected shape ({t.shape[0]},), got {groups.shape}")
+    _, code = np.unique(groups, return_inverse=True)
+    counts = np.bincount(code).astype(float)[:, None]
+
+    def centre(a):
+        sums = np.zeros((counts.shape[0], a.shape[1]))
+        np.add.at(sums, code, a)
+        return a - (sums / counts)[code]
+
+    tc, pc = centre(t), centre(p)
+    ss_tot = (tc ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ss_tot > 1e-15, 1.0 - ((tc - pc) ** 2).sum(axis=0) / np.where(ss_tot > 1e-15, ss_tot, 1.0),
+                        np.nan)
 
 
 def summarize_regression(
@@ -106,6 +143,7 @@ def summarize_regression(
     dim_names: Sequence[str],
     fold_ids=None,
     groups=None,
+    passages=None,
 ) -> dict:
     """Metrics dict for one model's (out-of-fold) predictions.
 
@@ -116,12 +154,15 @@ def summarize_regression(
     fold_ids : array (N,), optional
         Adds ``fold_r2_mean``: {str(fold): mean R² over dims within that fold}.
     groups : array (N,), optional
-        Passed to :func:`pairwise_ranking_accuracy` (within-group pairs only).
+        Passed to :func:`pairwise_ranking_accuracy` (within-group pairs only; the piece).
+    passages : array (N,), optional
+        Adds ``within_passage``: {``r2_mean``, ``r2`` (:func:`within_group_r2`), ``ranking_accuracy_mean``,
+        ``ranking_accuracy`` (pairs of the same passage only), ``n_passages``}.
 
     Returns
     -------
     dict with keys ``n``, ``r2_mean``, ``r2``, ``ranking_accuracy_mean``, ``ranking_accuracy``
-    and, with ``fold_ids``, ``fold_r2_mean``.
+    and, with ``fold_ids``, ``fold_r2_mean``; with ``passages``, ``within_passage``.
     """
     t, p = _check_pair(y_true, y_pred)
     names = list(dim_names)
@@ -136,6 +177,16 @@ def summarize_regression(
         "ranking_accuracy_mean": float(np.mean(acc)),
         "ranking_accuracy": {d: float(v) for d, v in zip(names, acc)},
     }
+    if passages is not None:
+        wr2 = within_group_r2(t, p, passages)
+        wacc = pairwise_ranking_accuracy(t, p, passages)
+        out["within_passage"] = {
+            "n_passages": int(np.unique(np.asarray(passages)).size),
+            "r2_mean": float(np.mean(wr2)),
+            "r2": {d: float(v) for d, v in zip(names, wr2)},
+            "ranking_accuracy_mean": float(np.mean(wacc)),
+            "ranking_accuracy": {d: float(v) for d, v in zip(names, wacc)},
+        }
     if fold_ids is not None:
         fold_ids = np.asarray(fold_ids)
         if fold_ids.shape != (t.shape[0],):

@@ -8,18 +8,22 @@ from pathlib import Path
 HEADLINES = {
     "metrics/data_report.json": ["labeled", "unlabeled", "pieces", "pianists"],
     "metrics/render.json": ["rendered", "excluded_bad_midi", "total_hours"],
-    "metrics/quality.json": ["mlp.pianist.r2_mean", "mlp.segment.r2_mean", "mlp.piece.r2_mean",
-                             "ridge.pianist.r2_mean", "ridge.segment.r2_mean", "ridge.piece.r2_mean",
-                             "blend.pianist.r2_mean", "mlp.pianist.ranking_accuracy_mean"],
-    "metrics/masterclass.json": ["model_a.auc", "model_b.auc", "duration.auc", "duration_matched.model_a.auc",
-                                 "duration_matched.model_b.auc", "duration_matched.teacher.random.model_b.auc"],
+    "metrics/quality.json": ["mlp.pianist.r2_mean", "passage_mean.pianist.r2_mean",
+                             "mlp.pianist.within_passage.r2_mean", "mlp.pianist.within_passage.ranking_accuracy_mean",
+                             "mlp.pianist.vs_passage_mean.p_holm", "mlp.segment.r2_mean", "mlp.piece.r2_mean",
+                             "ridge.pianist.r2_mean", "blend.pianist.r2_mean"],
+    "metrics/masterclass.json": ["n_videos", "model_a.auc", "model_b.auc", "oracle_b.auc", "duration_spline.auc",
+                                 "duration_matched.model_a.auc", "duration_matched.model_a.auc_p_holm",
+                                 "duration_matched.model_b.auc", "duration_matched.oracle_b.auc",
+                                 "duration_matched.duration_spline.auc",
+                                 "duration_matched.negative_control.model_a.auc"],
     "metrics/robustness.json": ["n.t4_pairs", "n.percepiano_segments",
                                 "conditions.level/-6dB.percepiano.shift_abs_mean",
                                 "conditions.noise/snr20.percepiano.shift_abs_mean",
                                 "conditions.phone/medium.percepiano.shift_abs_mean",
                                 "conditions.phone/medium.percepiano.pearson_mean"],
     "metrics/audit.json": ["pca.n_significant", "reliability.noise_ceiling_mean", "probe.ridge_cv.pianist.r2_mean",
-                           "downstream.all19.auc", "downstream.top5.auc"],
+                           "downstream.all19.auc", "downstream.top5.auc", "downstream.top5.p_tost_holm"],
 }
 
 

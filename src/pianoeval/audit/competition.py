@@ -23,7 +23,7 @@ from scipy.stats import spearmanr
 
 from pianoeval.audit import _as_2d, _fl, _names
 from pianoeval.dimensions import DIMENSIONS
-from pianoeval.tiers.stats import group_bootstrap_ci, group_permutation_p, holm
+from pianoeval.stats import group_bootstrap_ci, group_permutation_p, holm_adjust
 
 SKIPPED = "skipped: no competition data"
 
@@ -187,7 +187,7 @@ def t2_validation(table: pd.DataFrame, names: Sequence[str] = DIMENSIONS, *, n_b
         lo, hi = group_bootstrap_ci(values, y, group_index, n_boot=n_boot, seed=seed + k)
         res = {c: {"rho": _fl(rho[j]), "ci_low": _fl(lo[j]), "ci_high": _fl(hi[j]), "p_perm": _fl(p[j])}
                for j, c in enumerate(cols)}
-        p_holm = holm(p[1:1 + len(names)])
+        p_holm = np.array([np.nan if v is None else v for v in holm_adjust(p[1:1 + len(names)])])
         for j, name in enumerate(names):
             res[name]["p_holm"] = _fl(p_holm[j])
         return {"overall": res["overall"], "per_dim": {n_: res[n_] for n_ in names},

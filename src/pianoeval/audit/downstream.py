@@ -1,8 +1,9 @@
 """Section 8: do reduced dimension sets predict STOP moments as well as all 19 scores?
 
 Every feature set goes through the masterclass stage's classifier and protocol
-(``masterclass.classify``: standardised L2 logistic regression, leave-one-video-out CV,
-video-bootstrap AUC CI), so the AUCs are comparable with ``metrics/masterclass.json``.
+(``masterclass.classify``: standardised L2 logistic regression, cross-validation grouped by
+student, within-video permutation p-value and shift-model interval of the AUC), on the graded
+teachers' videos (the negative-control teacher is left out, as in ``metrics/masterclass.json``).
 Feature sets (N segments):
 
 * ``all19``: the 19 predicted quality scores;
@@ -10,10 +11,14 @@ Feature sets (N segments):
   labels (k = number of significant factors, fit on the labels, never on the segments);
 * ``categories``: the mean score of each of the 8 categories;
 * ``top5`` / ``bottom5``: the 5 most / least audible dimensions (highest / lowest probe R^2);
-* ``attention``: frames pooled by the attention probe's learned pooling (a D-vector per segment).
+* ``attention``: frames pooled by the attention probe's learned pooling (a D-vector per segment;
+  reduced to its leading principal axes inside each training fold, like Model A).
 
-Besides each AUC's own CI, ``delta_auc`` is the AUC difference to ``all19`` with a *paired*
-video-bootstrap CI (both AUCs on the same resampled videos): "as well" means a CI that covers 0.
+``delta_auc`` is the AUC difference to ``all19``, tested by a *paired* permutation test (the two
+sets' scores swapped per video, :func:`pianoeval.stats.paired_auc_test`); "predicts as well" is
+claimed only when the TOST equivalence test within +-``margin`` rejects (``p_tost`` < 0.05).
+On the simulated default the teachers stop on weighted crowd-rating categories (params.yaml), so
+which reduced set works best mirrors those weights.
 """
 
 from __future__ import annotations
@@ -22,12 +27,20 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 
 from pianoeval.audit import _as_2d, _fl, _names
 from pianoeval.audit.factors import pca_correlation
 from pianoeval.audit.probes import _attention_eval, _FrameStore
 from pianoeval.dimensions import CATEGORIES, DIMENSIONS
-from pianoeval.masterclass.classify import binary_metrics, bootstrap_auc_ci, loo_video_cv
+from pianoeval.masterclass.classify import (
+    FeaturePrep,
+    binary_metrics,
+    fold_threshold_predictions,
+    make_folds,
+    permutation_auc_test_one_thread,
+)
+from pianoeval.stats import paired_auc_test
 
 
 def window_frames(frames: np.ndarray, hop: int) -> np.ndarray:
@@ -168,102 +181,75 @@ def reduced_feature_sets(
     return sets, info
 
 
-def _concordance(y: np.ndarray, p: np.ndarray, code: np.ndarray, V: int) -> np.ndarray:
-    """W (V, V): W[a, b] = concordant (ties 1/2) pairs of a positive in video a, negative in b."""
-    pos = y == 1
-    score = np.zeros((int(pos.sum()), V))
-    for b in range(V):
-        negs = np.sort(p[(code == b) & ~pos])
-        lt = np.searchsorted(negs, p[pos], side="left")
-        score[:, b] = lt + 0.5 * (np.searchsorted(negs, p[pos], side="right") - lt)
-    W = np.zeros((V, V))
-    np.add.at(W, code[pos], score)
-    return W
-
-
-def paired_auc_delta_ci(y, p_ref, p_other, videos, *, n_boot: int = 1000, seed: int = 0,
-                        level: float = 0.95) -> tuple[float | None, float | None]:
-    """Video-bootstrap percentile CI of AUC(p_other) - AUC(p_ref) on the same resamples.
-
-    Samples where either prediction is NaN are left out; resamples with one class are dropped.
-    Returns (None, None) if no resample has both classes.
-    """
-    y, videos = np.asarray(y).astype(int), np.asarray(videos).astype(str)
-    p_ref, p_other = np.asarray(p_ref, float), np.asarray(p_other, float)
-    ok = ~(np.isnan(p_ref) | np.isnan(p_other))
-    y, p_ref, p_other, videos = y[ok], p_ref[ok], p_other[ok], videos[ok]
-    uniq, code = np.unique(videos, return_inverse=True)
-    V = uniq.size
-    if V == 0:
-        return None, None
-    n_pos = np.bincount(code[y == 1], minlength=V).astype(float)
-    n_neg = np.bincount(code[y == 0], minlength=V).astype(float)
-    W_ref, W_oth = (_concordance(y, p, code, V) for p in (p_ref, p_other))
-    K = np.random.default_rng(seed).multinomial(V, np.full(V, 1.0 / V), size=n_boot).astype(float)
-    den = (K @ n_pos) * (K @ n_neg)
-    valid = den > 0
-    if not valid.any():
-        return None, None
-    K, den = K[valid], den[valid]
-    delta = (((K @ W_oth) * K).sum(1) - ((K @ W_ref) * K).sum(1)) / den
-    a = (1 - level) / 2 * 100
-    lo, hi = np.percentile(delta, [a, 100 - a])
-    return float(lo), float(hi)
-
-
 def stop_prediction(
     feature_sets: Mapping[str, np.ndarray],
     y: np.ndarray,
     videos: np.ndarray,
+    students: np.ndarray | None = None,
     *,
     reference: str = "all19",
     C: float = 1.0,
-    n_boot: int = 1000,
+    cv_folds: int = 6,
+    n_components: int = 32,
+    n_perm: int = 1000,
+    margin: float = 0.05,
+    level: float = 0.95,
     seed: int = 0,
-    threshold: float = 0.5,
+    n_jobs: int = 1,
 ) -> dict:
-    """Leave-one-video-out STOP prediction from each feature set.
+    """Cross-validated STOP prediction from each feature set, with permutation tests.
 
     Parameters
     ----------
     feature_sets : name -> (N, F) features of the same N segments.
     y : (N,) 1 = STOP, 0 = CONTINUE. videos : (N,) video of each segment.
+    students : (N,) folds never split a student (default: the videos).
     reference : the set the paired AUC differences are taken against.
-    C, seed : classifier (``masterclass.classify.make_classifier``, uncalibrated).
-    n_boot : video-bootstrap resamples for the CIs. threshold : for accuracy.
+    C : classifier (``masterclass.classify``). cv_folds : student-grouped folds (0 = one per student).
+    n_components : sets wider than this are reduced to their leading principal axes in each fold.
+    n_perm : permutations per test. margin : equivalence margin of the TOST (AUC units).
+    level : interval level. seed : permutations. n_jobs : joblib workers for the sets' permutation tests.
 
     Returns
     -------
-    dict with ``sets`` ({name: {n_features, auc, auc_ci_low, auc_ci_high, delta_auc,
-    delta_ci_low, delta_ci_high, accuracy, brier, folds_skipped}}), ``n``, ``n_stop``,
-    ``n_videos``, ``reference`` and ``oof`` (**ndarray** (N, n_sets), columns in set order).
+    dict with ``sets`` ({name: {n_features, auc, auc_ci_low, auc_ci_high, auc_p_perm,
+    balanced_accuracy, brier, folds_skipped, delta_auc, delta_ci_low, delta_ci_high, delta_p, p_tost}}),
+    ``n``, ``n_stop``, ``n_videos``, ``n_folds``, ``reference``, ``margin`` and ``oof`` (**ndarray**
+    (N, n_sets), columns in set order).
     """
     y = np.asarray(y).astype(int)
     videos = np.asarray(videos).astype(str)
+    students = videos if students is None else np.asarray(students).astype(str)
     if reference not in feature_sets:
         raise ValueError(f"reference: '{reference}' is not one of {list(feature_sets)}")
-    oof = {}
-    out = {}
-    for name, X in feature_sets.items():
-        X = _as_2d(f"feature set '{name}'", X, n_rows=len(y))
-        cv = loo_video_cv(X, y, videos, C=C, calibrated=False, seed=seed)
-        m = binary_metrics(y, cv["oof"], threshold)
-        lo, hi = bootstrap_auc_ci(y, cv["oof"], videos, n_boot=n_boot, seed=seed)
-        oof[name] = cv["oof"]
-        out[name] = {"n_features": int(X.shape[1]), "auc": m["auc"], "auc_ci_low": lo,
-                     "auc_ci_high": hi, "accuracy": m["accuracy"], "brier": m["brier"],
-                     "folds_skipped": cv["n_skipped"]}
-    ref_auc = out[reference]["auc"]
-    for name, r in out.items():
-        both = r["auc"] is not None and ref_auc is not None
-        lo, hi = (paired_auc_delta_ci(y, oof[reference], oof[name], videos, n_boot=n_boot, seed=seed)
-                  if both and name != reference else (None, None))
-        r.update(delta_auc=_fl(r["auc"] - ref_auc) if both else None,
-                 delta_ci_low=lo if name != reference else 0.0,
-                 delta_ci_high=hi if name != reference else 0.0)
+    folds = make_folds(students, cv_folds)
+    sets = {name: _as_2d(f"feature set '{name}'", X, n_rows=len(y)) for name, X in feature_sets.items()}
+    preps = {name: FeaturePrep("pca", n_components=n_components) if X.shape[1] > n_components else FeaturePrep()
+             for name, X in sets.items()}
+    tests = Parallel(n_jobs=n_jobs)(
+        delayed(permutation_auc_test_one_thread)(X, y, videos, folds, C, preps[name], n_perm, [seed, k], level)
+        for k, (name, X) in enumerate(sets.items()))
+    oof, out = {}, {}
+    for (name, X), r in zip(sets.items(), tests):
+        hit, _ = fold_threshold_predictions(r["oof"], y, folds)
+        m = binary_metrics(y, r["oof"], pred=hit)
+        oof[name] = r["oof"]
+        out[name] = {"n_features": int(X.shape[1]), "auc": r["auc"], "auc_ci_low": r["ci_low"],
+                     "auc_ci_high": r["ci_high"], "auc_p_perm": r["p"], "balanced_accuracy": m["balanced_accuracy"],
+                     "brier": m["brier"], "folds_skipped": len(r["skipped"])}
+    for k, (name, r) in enumerate(out.items()):
+        none = dict.fromkeys(("delta_auc", "delta_ci_low", "delta_ci_high", "delta_p", "p_tost"))
+        if name == reference or r["auc"] is None or out[reference]["auc"] is None:
+            r.update(none)
+            continue
+        ok = ~(np.isnan(oof[reference]) | np.isnan(oof[name]))
+        t = paired_auc_test(y[ok], oof[reference][ok], oof[name][ok], videos[ok], n_perm=n_perm,
+                            seed=[seed, 100 + k], margin=margin, level=level)
+        r.update(delta_auc=t["delta"], delta_ci_low=t["ci_low"], delta_ci_high=t["ci_high"], delta_p=t["p"],
+                 p_tost=t["p_tost"])
     return {"reference": reference, "n": int(y.size), "n_stop": int(y.sum()),
-            "n_videos": int(np.unique(videos).size), "sets": out,
-            "oof": np.column_stack(list(oof.values()))}
+            "n_videos": int(np.unique(videos).size), "n_folds": int(np.unique(folds).size), "margin": margin,
+            "sets": out, "oof": np.column_stack(list(oof.values()))}
 
 
 def training_pianists(fold_ids: np.ndarray, pianist_ids: np.ndarray) -> list[set[int]]:
@@ -315,15 +301,21 @@ def downstream_stop(
     variants: Sequence[str] = ("all", "duration_matched"),
     n_extreme: int = 5,
     C: float = 1.0,
-    n_boot: int = 1000,
+    cv_folds: int = 6,
+    n_components: int = 32,
+    n_perm: int = 1000,
+    margin: float = 0.05,
+    level: float = 0.95,
     seed: int = 0,
-    threshold: float = 0.5,
+    negative_control: str | None = "random",
+    n_jobs: int = 1,
 ) -> dict:
     """Section 8 on a masterclass segment table.
 
     Parameters
     ----------
-    segments : DataFrame with columns variant, segment_id, video_id, label (1 = STOP).
+    segments : DataFrame with columns variant, segment_id, video_id, label (1 = STOP), teacher and
+        (optional) student.
     scores : DataFrame with segment_id and the 19 dimension columns (predicted quality).
     attention_by_id : segment id -> (D,) attention-pooled embedding; None leaves the
         ``attention`` set out.
@@ -331,13 +323,15 @@ def downstream_stop(
     n_factors : k of ``pca_k`` (the number of significant factors).
     probe_r2 : {dim: R^2} ranking audibility (top / bottom ``n_extreme``).
     variants : segment variants to evaluate (each must be present).
-    C, n_boot, seed, threshold : see ``stop_prediction``.
+    C, cv_folds, n_components, n_perm, margin, level, seed, n_jobs : see ``stop_prediction``.
+    negative_control : teacher whose videos are left out (the masterclass stage's negative control).
 
     Returns
     -------
     dict with ``variants`` ({variant: ``stop_prediction`` result, oof dropped}),
-    ``feature_sets`` (what each set holds), ``top`` / ``bottom`` and ``headline``
-    ({variant.set.auc / auc_ci_low / auc_ci_high / delta_auc}, variant ``all`` unprefixed).
+    ``feature_sets`` (what each set holds), ``top`` / ``bottom``, ``n_control_segments_excluded`` and
+    ``headline`` ({variant.set.auc / auc_ci_low / auc_ci_high / auc_p_perm / delta_auc / delta_p /
+    p_tost}, variant ``all`` unprefixed).
     """
     dims = list(DIMENSIONS)
     missing = [c for c in ("segment_id", "video_id", "label", "variant")
@@ -349,11 +343,24 @@ def downstream_stop(
         raise ValueError(f"quality scores: missing columns {lacking}")
     top, bottom = audibility_ranking({d: probe_r2.get(d) for d in dims}, n_extreme)
     by_id = scores.drop_duplicates("segment_id").set_index("segment_id")
-    out = {"variants": {}, "top": top, "bottom": bottom, "headline": {}}
+    out = {"variants": {}, "top": top, "bottom": bottom, "headline": {}, "negative_control_teacher": negative_control}
+    from pianoeval.masterclass.features import VARIANTS
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:  # a params mistake; a known variant without rows (a tiny run) is skipped below
+        raise ValueError(f"params audit.downstream.variants: unknown variant '{unknown[0]}' (have {VARIANTS})")
+    is_ctrl = (segments["teacher"] == negative_control) if negative_control and "teacher" in segments else \
+        np.zeros(len(segments), bool)
+    out["n_control_segments_excluded"] = int(np.sum(is_ctrl))
+    segments = segments[~np.asarray(is_ctrl)]
     for v in variants:
         seg = segments[segments["variant"] == v]
-        if seg.empty:
-            raise ValueError(f"segments: no rows of variant '{v}'")
+        labels_v = seg["label"].to_numpy(int)
+        n_students = seg["student" if "student" in seg else "video_id"].nunique()
+        if np.unique(labels_v).size < 2 or n_students < 2:  # e.g. nothing to match in a tiny run: reported
+            out["variants"][v] = {"status": f"skipped: {len(seg)} segments, {int(labels_v.sum())} STOP, "
+                                            f"{n_students} students (needs both classes and 2 students)"}
+            continue
         ids = seg["segment_id"].astype(str).tolist()
         absent = sorted(set(ids) - set(by_id.index))
         if absent:
@@ -366,13 +373,15 @@ def downstream_stop(
                 raise ValueError(f"attention embeddings: none for {len(absent)} segment(s), e.g. {absent[:3]}")
             sets["attention"] = np.stack([np.asarray(attention_by_id[s], float) for s in ids])
             info["attention"] = {"dim": int(sets["attention"].shape[1])}
-        res = stop_prediction(sets, seg["label"].to_numpy(int), seg["video_id"].to_numpy(str),
-                              C=C, n_boot=n_boot, seed=seed, threshold=threshold)
+        students = seg["student"].to_numpy(str) if "student" in seg else None
+        res = stop_prediction(sets, seg["label"].to_numpy(int), seg["video_id"].to_numpy(str), students,
+                              C=C, cv_folds=cv_folds, n_components=n_components, n_perm=n_perm, margin=margin,
+                              level=level, seed=seed, n_jobs=n_jobs)
         res.pop("oof")
-        out["variants"][v] = res
+        out["variants"][v] = {"status": "ok", **res}
         out["feature_sets"] = info
         prefix = "" if v == "all" else f"{v}."
         for name, r in res["sets"].items():
-            for key in ("auc", "auc_ci_low", "auc_ci_high", "delta_auc"):
+            for key in ("auc", "auc_ci_low", "auc_ci_high", "auc_p_perm", "delta_auc", "delta_p", "p_tost"):
                 out["headline"][f"{prefix}{name}.{key}"] = r[key]
     return out

@@ -23,6 +23,7 @@ from ..dimensions import DIMENSIONS, MEAN_COLUMNS
 from ..embedding_store import EmbeddingStore
 from ..io import read_json
 from ..labels import SPLITS, load_labels, load_splits
+from ..stats import holm_family
 
 N_RATING_COLUMNS = len(DIMENSIONS)
 REPEATS = ("mean", "keep", "first")
@@ -35,7 +36,8 @@ def load_t1(labels_path: str, splits_path: str, embeddings_path: str) -> dict:
     Returns
     -------
     dict with keys (N list), Y (N, 19) mean ratings, X (N, 2D) pooled embeddings, folds
-    ({split: (N,) int}), pianist (N,) int, store (EmbeddingStore), counts.
+    ({split: (N,) int}), groups ({split: (N,) grouping of its inner splits}), pianist (N,) int,
+    store (EmbeddingStore), counts.
     """
     splits = load_splits(splits_path)
     table = load_labels(labels_path)
@@ -59,9 +61,13 @@ def load_t1(labels_path: str, splits_path: str, embeddings_path: str) -> dict:
     if not np.isfinite(Y).all():
         r, c = np.argwhere(~np.isfinite(Y))[0]
         raise ValueError(f"{labels_path}: key '{keys[r]}': {MEAN_COLUMNS[c]} is empty")
+    pianist = t["pianist_id"].to_numpy(np.int64)
+    # Inner splits (alpha, early stopping) group like the outer split they sit in.
+    groups = {"pianist": pianist, "segment": np.asarray(splits["groups"]["segment"])[has_embedding],
+              "piece": np.unique(t["piece"].to_numpy(str), return_inverse=True)[1]}
     return {"keys": keys, "Y": Y, "X": store.pooled(keys).astype(np.float64),
             "folds": {s: np.asarray(splits["folds"][s], dtype=np.int64)[has_embedding] for s in SPLITS},
-            "pianist": t["pianist_id"].to_numpy(np.int64), "store": store,
+            "groups": groups, "pianist": pianist, "store": store,
             "counts": {"n_rows_labels_csv": int(len(table)), "n_labeled": int(table["labeled"].sum()),
                        "n_unlabeled_excluded": int((~table["labeled"].astype(bool)).sum()),
                        "n_excluded_no_embedding": n_no_embedding, "n_used": len(keys)}}
@@ -78,9 +84,10 @@ def load_annotations(path: str | Path, keys: list[str], Y: np.ndarray, *, repeat
     * rows with no rating at all are dropped; rows of segments without labels are dropped;
     * rows repeating an earlier row's (user, dataID) are copies of one submission: dropped
       (a copy with different ratings is a ValueError naming both lines);
+    * values outside the 1-7 scale (0, 8, 9 in PercePiano) are not ratings on the scale: they are
+      set to missing before anything is averaged, and counted by value and dimension;
     * a user's several submissions for one segment are averaged (``repeats="mean"``), kept
-      as separate ratings (``"keep"``) or reduced to the lowest dataID (``"first"``);
-    * values outside the 1-7 scale are counted, not changed.
+      as separate ratings (``"keep"``) or reduced to the lowest dataID (``"first"``).
 
     Mapping check: per segment, the mean of (rating - 1) / 6 over all rows is correlated
     with each ``mean_<dim>`` label; every rating column must correlate best with its own
@@ -134,6 +141,17 @@ def load_annotations(path: str | Path, keys: list[str], Y: np.ndarray, *, repeat
                          f"line {df['line'][orig[i]]} with different content")
     report["n_copy_rows_dropped"] = int((~first).sum())
     df, R = df[first].reset_index(drop=True), R[first]
+    out_of_scale = (R < 1) | (R > 7)
+    values, counts = np.unique(R[out_of_scale], return_counts=True)
+    report["values_outside_1_7_excluded"] = {
+        "n": int(out_of_scale.sum()),
+        "by_value": {f"{v:g}": int(c) for v, c in zip(values, counts)},
+        "by_dimension": {d: int(v) for d, v in zip(DIMENSIONS, out_of_scale.sum(0))},
+        "rule": "set to missing before averaging repeats and before the ICC (not ratings on the 1-7 scale)"}
+    R = np.where(out_of_scale, np.nan, R)
+    empty_after = np.isnan(R).all(1)
+    report["n_rows_empty_after_exclusion"] = int(empty_after.sum())
+    df, R = df[~empty_after].reset_index(drop=True), R[~empty_after]
 
     pair = df.groupby(["user", "key"], sort=False).ngroup().to_numpy()
     n_pairs = int(pair.max()) + 1
@@ -152,8 +170,6 @@ def load_annotations(path: str | Path, keys: list[str], Y: np.ndarray, *, repeat
         df = df.iloc[firsts].reset_index(drop=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             R = np.where(cnt > 0, sums / np.where(cnt > 0, cnt, 1), np.nan)[pair[firsts]]
-    out_of_scale = (R < 1) | (R > 7)
-    report["n_values_outside_1_7"] = {d: int(v) for d, v in zip(DIMENSIONS, out_of_scale.sum(0))}
 
     # Mapping check on per-segment means of the rescaled ratings.
     seg_codes, seg = np.unique(df["key"].to_numpy(), return_inverse=True)
@@ -270,9 +286,11 @@ def run_audit(p: dict, classify_C: float, masterclass_dir: str | Path, log=print
     probes: dict = {"ridge_cv": {}, "ridge_fixed": {}, "factor": {}}
     oof_default = None
     for split in SPLITS:
-        # dimensions and factor scores in one ridge fit (shared decompositions, same per-column result)
-        fac_probe = factor_probe_cv(X, fac["scores"], folds[split], Y=Y, names=dims, alphas=rg["alphas"],
-                                    inner_folds=rg["inner_folds"], seed=seed)
+        # Dimensions and factor scores in one ridge fit (shared decompositions, same per-column result);
+        # the factors are fitted inside each training fold, the inner CV groups like the outer split.
+        fac_probe = factor_probe_cv(X, Y, folds[split], max(fac["n_significant"], 1), names=dims,
+                                    alphas=rg["alphas"], inner_folds=rg["inner_folds"], seed=seed,
+                                    groups=d["groups"][split])
         cv = fac_probe.pop("dims")
         fixed = ridge_probe_fixed(X, Y, folds[split], dims, alpha=rg["fixed_alpha"])
         if split == default:
@@ -284,13 +302,15 @@ def run_audit(p: dict, classify_C: float, masterclass_dir: str | Path, log=print
     mp = p["mlp"]
     mlp = mlp_probe_cv(X, Y, folds[default], dims, hidden=mp["hidden"], seed=seed, epochs=mp["epochs"], lr=mp["lr"],
                        batch_size=mp["batch_size"], weight_decay=mp["weight_decay"], patience=mp["patience"],
-                       val_frac=mp["val_frac"], n_components=mp["n_components"], num_threads=1)
+                       val_frac=mp["val_frac"], n_components=mp["n_components"], num_threads=1,
+                       groups=d["groups"][default])
     probes["mlp"] = {default: json_ready(mlp)}
     lap("mlp probe")
     ap = p["attention"]
     att = attention_probe_cv(frames, Y, folds[default], dims, seed=seed, epochs=ap["epochs"], lr=ap["lr"],
                              batch_size=ap["batch_size"], hidden=ap["hidden"], weight_decay=ap["weight_decay"],
-                             patience=ap["patience"], val_frac=ap["val_frac"], num_threads=1, return_models=True)
+                             patience=ap["patience"], val_frac=ap["val_frac"], num_threads=1, return_models=True,
+                             groups=d["groups"][default])
     att_models = att.pop("models")
     probes["attention"] = {default: json_ready(att)}
     report["probes"] = probes
@@ -312,16 +332,46 @@ def run_audit(p: dict, classify_C: float, masterclass_dir: str | Path, log=print
         [window_frames(mc["store"].frames(s), hop) for s in mc["ids"]], mc["ids"], mc["pianists"])
     down = downstream_stop(mc["segments"], mc["scores"], dict(zip(mc["ids"], pooled)), Y, fac["n_significant"],
                            probes["ridge_cv"][default]["r2"], variants=dn["variants"], n_extreme=dn["n_extreme"],
-                           C=classify_C, n_boot=dn["n_boot"], seed=seed, threshold=dn["threshold"])
+                           C=classify_C, cv_folds=dn["cv_folds"], n_perm=dn["n_perm"],
+                           margin=dn["equivalence_margin"], level=dn["level"], seed=seed,
+                           negative_control=dn["negative_control_teacher"], n_jobs=dn["n_jobs"])
     down["attention_pooling"] = pool_report
     down["audibility_probe"] = f"ridge_cv/{default}"
     report["downstream"] = down
     lap("downstream")
 
     report["competition"] = competition_section(p.get("competition"))
+    report["pvalue_family"] = holm_correct_report(report)
     report["settings"] = {**p, "classifier_C": classify_C, "masterclass_dir": str(masterclass_dir)}
     report["headline"] = headline_metrics(report)
     return report, timings
+
+
+def holm_correct_report(report: dict) -> dict:
+    """Holm over every p-value the audit reports (downstream: each set's AUC, each paired ΔAUC and each
+    TOST; competition: each Spearman p when present). Writes ``*_holm`` beside each raw value (in the
+    section results and the downstream headline) and returns {name: [raw, corrected]}."""
+    raw, where = {}, {}
+    for v, res in report["downstream"]["variants"].items():
+        prefix = "" if v == "all" else f"{v}."
+        for name, r in res.get("sets", {}).items():
+            for key in ("auc_p_perm", "delta_p", "p_tost"):
+                if r.get(key) is not None:
+                    tag = f"downstream.{prefix}{name}.{key}"
+                    raw[tag], where[tag] = r[key], (r, key, f"{prefix}{name}.{key}")
+    comp = report["competition"]
+    if comp.get("status") == "ok":
+        for name, r in [*comp.get("per_dim", {}).items(), ("mean_quality", comp.get("mean_quality", {}))]:
+            if r.get("p") is not None:
+                tag = f"competition.{name}.p"
+                raw[tag], where[tag] = r["p"], (r, "p", None)
+    adjusted = holm_family(raw)
+    for tag, adj in adjusted.items():
+        node, key, headline_key = where[tag]
+        node[f"{key}_holm"] = adj
+        if headline_key is not None:
+            report["downstream"]["headline"][f"{headline_key}_holm"] = adj
+    return {tag: [raw[tag], adjusted[tag]] for tag in raw}
 
 
 def _r(x):
@@ -353,6 +403,7 @@ def headline_metrics(report: dict) -> dict:
               "reliability.raters_per_segment_mean": rel["headline"]["mean_raters_per_segment"],
               "reliability.n_ratings": ann["n_ratings_used"],
               "reliability.n_copy_rows_dropped": ann["n_copy_rows_dropped"],
+              "reliability.n_values_outside_1_7_excluded": ann["values_outside_1_7_excluded"]["n"],
               "reliability.n_repeat_submissions": ann["n_repeat_submissions"],
               "reliability.mapping_min_r": ann["mapping_check"]["min_diagonal_r"]})
     h.update({f"reliability.noise_ceiling.{k}": v for k, v in report["noise_ceiling"].items()})
@@ -362,6 +413,7 @@ def headline_metrics(report: dict) -> dict:
             h[f"probe.{probe}.{split}.r2_mean"] = res["r2_mean"]
             if probe == "factor":
                 h[f"probe.factor.{split}.factor_minus_dim_r2"] = res["factor_minus_dim_r2"]
+                h[f"probe.factor.{split}.n_folds_factor_above_dim"] = res["n_folds_factor_above_dim"]
         if probe != "factor":
             h.update({f"probe.{probe}.r2.{k}": v for k, v in by_split[default]["r2"].items()})
     ceil = report["noise_ceiling"]
@@ -379,6 +431,7 @@ def headline_metrics(report: dict) -> dict:
               "cca.n_heldout_above_threshold": cc["n_heldout_above_threshold"],
               "cca.redundancy_y_given_x": cc["redundancy_y_given_x"], "cca.mean_sq": cc["mean_sq_canonical_corr"]})
     h.update({f"downstream.{k}": _r(v) for k, v in report["downstream"]["headline"].items()})
+    h["downstream.n_pvalues_holm"] = len(report["pvalue_family"])
     comp = report["competition"]
     h["competition.available"] = int(comp["status"] == "ok")
     h.update({f"competition.{k}": v for k, v in comp.get("headline", {}).items()})

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from sklearn.model_selection import GroupKFold
 
 from pianoeval.audit import _as_2d, _fl, _folds, _names, _r2
 from pianoeval.models.ridge import ridge_gain as _gain
@@ -57,6 +58,45 @@ def _check_xy(X, Y, names):
     return X, Y, _names(names, Y.shape[1])
 
 
+def _inner_assignment(tr: np.ndarray, groups: np.ndarray | None, inner_folds: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Inner fold of each training row: whole groups per inner fold (GroupKFold, as many folds as
+    groups allow, at most ``inner_folds``), or at random without groups."""
+    if groups is None:
+        return rng.permutation(len(tr)) % inner_folds
+    g = np.asarray(groups)[tr]
+    k = min(inner_folds, np.unique(g).size)
+    if k < 2:
+        raise ValueError(f"grouped inner CV needs at least 2 groups in a training fold, got {np.unique(g).size}")
+    out = np.empty(len(tr), dtype=int)
+    for j, (_, va) in enumerate(GroupKFold(n_splits=k).split(tr, groups=g)):
+        out[va] = j
+    return out
+
+
+def _ridge_fold(X: np.ndarray, T: np.ndarray, tr: np.ndarray, te: np.ndarray, alphas: np.ndarray,
+                inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One outer fold: per-column alpha by inner CV (``inner``: inner fold of each training row), refit on
+    all training rows. ``T`` (len(tr), q) are the training rows' targets. Returns (test predictions, alphas)."""
+    sse = np.zeros((alphas.size, T.shape[1]))
+    for g in np.unique(inner):
+        itr, iva = inner != g, inner == g
+        pred = _ridge_predict_all(X[tr[itr]], T[itr], X[tr[iva]], alphas)
+        sse += ((pred - T[iva][None]) ** 2).sum(1)
+    chosen = alphas[np.argmin(sse, axis=0)]
+    A, lam, B, ym = _ridge_path(X[tr], T, X[te])
+    return A @ (_gain(lam, chosen).T * B) + ym, chosen  # a different alpha per target
+
+
+def _check_alphas(alphas, inner_folds) -> np.ndarray:
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 1 or alphas.size == 0 or (alphas < 0).any():
+        raise ValueError(f"alphas: need a non-empty 1-D grid of non-negative values, got {alphas}")
+    if inner_folds < 2:
+        raise ValueError(f"inner_folds: need >= 2, got {inner_folds}")
+    return alphas
+
+
 def ridge_probe_cv(
     X: np.ndarray,
     Y: np.ndarray,
@@ -66,51 +106,43 @@ def ridge_probe_cv(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     inner_folds: int = 5,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Ridge probe with a per-dimension alpha chosen by inner CV inside the training folds.
 
-    X is z-scored with training-fold statistics; an intercept is fit. For each outer fold,
-    the training rows are split at random (seeded) into ``inner_folds`` inner folds; each
-    inner fit is one spectral decomposition (SVD via the Gram matrix) giving predictions for
-    all alphas and all targets at once. The alpha with the lowest summed inner squared error
-    is chosen per dimension and the outer model is refit from one more decomposition.
+    X is z-scored with training-fold statistics; an intercept is fit. For each outer fold, the
+    training rows are split into ``inner_folds`` inner folds: by whole ``groups`` (the grouping of
+    the outer split, e.g. pianists: an alpha chosen on inner folds that share pianists is tuned for
+    seen pianists and over-fits unseen ones) or, without groups, at random (seeded). Each inner fit
+    is one spectral decomposition (SVD via the Gram matrix) giving predictions for all alphas and all
+    targets at once. The alpha with the lowest summed inner squared error is chosen per dimension
+    and the outer model is refit from one more decomposition.
 
     Parameters
     ----------
     X : (N, p) pooled embeddings. Y : (N, q) labels. fold_ids : (N,) int fold of each row.
-    alphas : candidate penalties (on z-scored X). inner_folds : inner CV folds. seed : inner split.
+    alphas : candidate penalties (on z-scored X). inner_folds : inner CV folds. seed : inner split
+    without groups. groups : (N,) grouping of the inner split (recommended: that of the outer split).
 
     Returns
     -------
-    Common probe dict (see module doc) plus ``alpha`` ({dim: [chosen alpha per outer fold]})
-    and ``alphas`` (the grid).
+    Common probe dict (see module doc) plus ``alpha`` ({dim: [chosen alpha per outer fold]}),
+    ``alphas`` (the grid) and ``inner_split`` ("grouped" / "random").
     """
     X, Y, names = _check_xy(X, Y, names)
     fold_ids, folds = _folds(fold_ids, len(Y))
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 1 or alphas.size == 0 or (alphas < 0).any():
-        raise ValueError(f"alphas: need a non-empty 1-D grid of non-negative values, got {alphas}")
-    if inner_folds < 2:
-        raise ValueError(f"inner_folds: need >= 2, got {inner_folds}")
+    alphas = _check_alphas(alphas, inner_folds)
     oof = np.empty_like(Y)
     chosen = np.empty((len(folds), Y.shape[1]))
     for i, f in enumerate(folds):
         tr, te = np.flatnonzero(fold_ids != f), np.flatnonzero(fold_ids == f)
-        rng = np.random.default_rng([seed, i])
-        inner = rng.permutation(len(tr)) % inner_folds
-        sse = np.zeros((alphas.size, Y.shape[1]))
-        for g in range(inner_folds):
-            itr, iva = tr[inner != g], tr[inner == g]
-            pred = _ridge_predict_all(X[itr], Y[itr], X[iva], alphas)
-            sse += ((pred - Y[iva][None]) ** 2).sum(1)
-        best = np.argmin(sse, axis=0)
-        chosen[i] = alphas[best]
-        A, lam, B, ym = _ridge_path(X[tr], Y[tr], X[te])
-        oof[te] = A @ (_gain(lam, chosen[i]).T * B) + ym  # a different alpha per target
+        inner = _inner_assignment(tr, groups, inner_folds, np.random.default_rng([seed, i]))
+        oof[te], chosen[i] = _ridge_fold(X, Y[tr], tr, te, alphas, inner)
     return _probe_result(Y, oof, fold_ids, folds, names, {
         "alpha": {n: chosen[:, j].tolist() for j, n in enumerate(names)},
         "alphas": alphas.tolist(),
         "inner_folds": inner_folds,
+        "inner_split": "random" if groups is None else "grouped",
     }, "ridge_cv")
 
 
@@ -135,66 +167,82 @@ def ridge_probe_fixed(
     return _probe_result(Y, oof, fold_ids, folds, names, {"alpha": float(alpha)}, "ridge_fixed")
 
 
-def _column_result(joint: dict, Y: np.ndarray, cols: np.ndarray, names, label: str) -> dict:
-    """The ``ridge_probe_cv`` dict of a subset of the columns of a jointly fit probe."""
-    fold_ids = joint["fold_ids"]
-    return _probe_result(Y, joint["oof"][:, cols], fold_ids, np.asarray(joint["folds"]), list(names), {
-        "alpha": {n: joint["alpha"][joint["names"][c]] for n, c in zip(names, cols)},
-        "alphas": joint["alphas"], "inner_folds": joint["inner_folds"]}, label)
+def label_factors(Y_fit: np.ndarray, k: int):
+    """PCA of the labels fitted on ``Y_fit`` (N, q) only: a function mapping labels to k standardised
+    factor scores (z-scored with the fitting rows' mean/std, projected on the leading eigenvectors of
+    their correlation matrix, divided by sqrt(eigenvalue): unit variance on the fitting rows). Axis
+    signs follow ``pca_correlation`` (largest loading positive), so folds agree on orientation."""
+    from pianoeval.audit.factors import pca_correlation
+
+    evals, evecs, _ = pca_correlation(Y_fit)
+    mu, sd = Y_fit.mean(0), Y_fit.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    scale = np.sqrt(np.maximum(evals[:k], 1e-12))
+    return lambda Yn: ((Yn - mu) / sd) @ evecs[:, :k] / scale
 
 
 def factor_probe_cv(
     X: np.ndarray,
-    factor_scores: np.ndarray,
+    Y: np.ndarray,
     fold_ids: np.ndarray,
-    *,
-    dim_r2_mean: float | None = None,
-    Y: np.ndarray | None = None,
+    n_factors: int,
     names: Sequence[str] | None = None,
+    *,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     inner_folds: int = 5,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict:
-    """Ridge probe (inner-CV alpha) onto label factor scores (N, k) instead of dimensions.
+    """Ridge probes (inner-CV alpha) onto the dimensions and onto the label factor scores, in one fit.
 
-    Answers: is the audible part of the labels concentrated in a few factors? Factor scores
-    come from ``factors.factor_structure`` (PCA of all labels; no features are involved).
+    Answers: is the audible part of the labels concentrated in a few factors? The factors are fitted
+    **inside each training fold** (:func:`label_factors`: standardisation and PCA of the training
+    labels only); the held-out fold's factor scores, the truth the predictions are scored against,
+    come from the same training-fold axes. Dimensions and factors share every decomposition (alpha per
+    column, same inner splits), so the dimension part equals :func:`ridge_probe_cv`.
 
-    With ``Y`` (N, q) the dimensions and the factors are fit in **one** ``ridge_probe_cv`` call
-    (alpha is chosen per column and the inner splits depend only on ``seed``, so each column's
-    result equals a separate call, at half the cost: the decompositions are shared). The
-    dimension probe is then returned under ``"dims"`` and ``dim_r2_mean`` is taken from it.
-
-    Returns the ``ridge_probe_cv`` dict with names ``factor_1..k`` plus ``factor_r2_mean``,
-    ``dim_r2_mean`` (as given / from ``Y``, or None), ``factor_minus_dim_r2`` and, with ``Y``,
-    ``dims`` (the ``ridge_probe_cv`` dict of the dimensions, ``oof`` included).
+    Returns
+    -------
+    dict: ``dims`` (the ``ridge_probe_cv`` dict of the dimensions, ``oof`` included) and the factor
+    probe: names ``factor_1..k``, ``r2`` (pooled over folds; each fold scored on its own axes),
+    ``r2_mean``, ``fold_r2_mean`` (per fold, mean over factors), ``factor_r2_mean``, ``dim_r2_mean``,
+    ``factor_minus_dim_r2`` (pooled means), ``fold_factor_minus_dim_r2`` (per fold, the like-for-like
+    comparison) and ``n_folds_factor_above_dim``.
     """
-    scores = _as_2d("factor_scores", factor_scores)
-    k = scores.shape[1]
+    X, Y, dnames = _check_xy(X, Y, names)
+    fold_ids, folds = _folds(fold_ids, len(Y))
+    alphas = _check_alphas(alphas, inner_folds)
+    q, k = Y.shape[1], int(n_factors)
+    if not 1 <= k <= q:
+        raise ValueError(f"n_factors: must be in [1, {q}], got {n_factors}")
     fnames = [f"factor_{i + 1}" for i in range(k)]
-    dims = None
-    if Y is None:
-        out = ridge_probe_cv(X, scores, fold_ids, fnames, alphas=alphas, inner_folds=inner_folds, seed=seed)
-    else:
-        Y = _as_2d("Y", Y, n_rows=scores.shape[0])
-        q = Y.shape[1]
-        dnames = _names(names, q)
-        joint = ridge_probe_cv(X, np.hstack([Y, scores]), fold_ids, [*dnames, *fnames], alphas=alphas,
-                               inner_folds=inner_folds, seed=seed)
-        joint["fold_ids"] = np.asarray(fold_ids)
-        dims = _column_result(joint, Y, np.arange(q), dnames, "ridge_cv")
-        out = _column_result(joint, scores, q + np.arange(k), fnames, "ridge_cv")
-        dim_r2_mean = dims["r2_mean"]
-    diff = None if dim_r2_mean is None or out["r2_mean"] is None else out["r2_mean"] - dim_r2_mean
-    out.update({"factor_r2_mean": out["r2_mean"], "dim_r2_mean": dim_r2_mean,
-                "factor_minus_dim_r2": diff})
-    if dims is not None:
-        out["dims"] = dims
+    oof = np.empty((len(Y), q + k))
+    F_true = np.empty((len(Y), k))
+    chosen = np.empty((len(folds), q + k))
+    for i, f in enumerate(folds):
+        tr, te = np.flatnonzero(fold_ids != f), np.flatnonzero(fold_ids == f)
+        to_factors = label_factors(Y[tr], k)
+        F_true[te] = to_factors(Y[te])
+        inner = _inner_assignment(tr, groups, inner_folds, np.random.default_rng([seed, i]))
+        oof[te], chosen[i] = _ridge_fold(X, np.hstack([Y[tr], to_factors(Y[tr])]), tr, te, alphas, inner)
+    extra = {"alphas": alphas.tolist(), "inner_folds": inner_folds,
+             "inner_split": "random" if groups is None else "grouped"}
+    dims = _probe_result(Y, oof[:, :q], fold_ids, folds, dnames,
+                         {"alpha": {n: chosen[:, j].tolist() for j, n in enumerate(dnames)}, **extra}, "ridge_cv")
+    out = _probe_result(F_true, oof[:, q:], fold_ids, folds, fnames,
+                        {"alpha": {n: chosen[:, q + j].tolist() for j, n in enumerate(fnames)}, **extra}, "factor")
+    per_fold = [None if a is None or b is None else a - b for a, b in zip(out["fold_r2_mean"], dims["fold_r2_mean"])]
+    diff = None if out["r2_mean"] is None or dims["r2_mean"] is None else out["r2_mean"] - dims["r2_mean"]
+    out.update({"factor_r2_mean": out["r2_mean"], "dim_r2_mean": dims["r2_mean"], "factor_minus_dim_r2": diff,
+                "fold_factor_minus_dim_r2": per_fold,
+                "n_folds_factor_above_dim": int(sum(1 for d in per_fold if d is not None and d > 0)),
+                "factors_fitted": "inside each training fold", "dims": dims})
     out["headline"] = {
         "factor_r2_mean": out["r2_mean"],
         "factor_1_r2": out["r2"]["factor_1"],
-        "dim_r2_mean": dim_r2_mean,
+        "dim_r2_mean": dims["r2_mean"],
         "factor_minus_dim_r2": diff,
+        "n_folds_factor_above_dim": out["n_folds_factor_above_dim"],
     }
     return out
 
@@ -212,12 +260,26 @@ def _torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def _split_val(n_tr: int, val_frac: float, rng: np.random.Generator):
+def _split_val(n_tr: int, val_frac: float, rng: np.random.Generator, groups: np.ndarray | None = None):
+    """(fit, validation) positions among ``n_tr`` training rows for early stopping: about ``val_frac``
+    of the rows, whole groups (e.g. pianists, as in the outer split) when ``groups`` (n_tr,) is given,
+    so that the stopping epoch is chosen on unseen groups like the test fold; random rows otherwise."""
     if not 0 < val_frac < 1:
         raise ValueError(f"val_frac: must be in (0, 1), got {val_frac}")
-    perm = rng.permutation(n_tr)
-    n_val = min(n_tr - 1, max(1, int(round(val_frac * n_tr))))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    if groups is None:
+        perm = rng.permutation(n_tr)
+        n_val = min(n_tr - 1, max(1, int(round(val_frac * n_tr))))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    groups = np.asarray(groups)
+    uniq, code = np.unique(groups, return_inverse=True)
+    if uniq.size < 2:
+        raise ValueError(f"grouped validation split needs at least 2 groups, got {uniq.size}")
+    sizes = np.bincount(code)
+    order = rng.permutation(uniq.size)
+    take = np.cumsum(sizes[order]) <= max(val_frac * n_tr, sizes[order[0]])  # at least one group
+    take[-1] = False  # never all groups
+    val = np.isin(code, order[take])
+    return np.flatnonzero(~val), np.flatnonzero(val)
 
 
 def _leading_axes(Z: np.ndarray, k: int) -> np.ndarray:
@@ -365,10 +427,12 @@ def attention_probe_cv(
     val_frac: float = 0.15,
     num_threads: int | None = None,
     return_models: bool = False,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Learned attention pooling over frames + linear head, trained jointly on all dimensions.
 
-    Per outer fold: a random ``val_frac`` of the training folds is held out for early
+    Per outer fold: ``val_frac`` of the training folds (whole ``groups`` if given, e.g. pianists)
+    is held out for early
     stopping (best epoch by mean validation MSE on z-scored targets, stop after ``patience``
     epochs without improvement); the model with the best validation loss predicts the test
     fold. Batches are drawn from length-sorted buckets and padded to their longest segment;
@@ -406,7 +470,7 @@ def attention_probe_cv(
         for i, f in enumerate(folds):
             rng = np.random.default_rng([seed, i])
             tr_all, te = np.flatnonzero(fold_ids != f), np.flatnonzero(fold_ids == f)
-            fit_pos, val_pos = _split_val(len(tr_all), val_frac, rng)
+            fit_pos, val_pos = _split_val(len(tr_all), val_frac, rng, None if groups is None else groups[tr_all])
             fit, val = tr_all[fit_pos], tr_all[val_pos]
             ymu, ysd = _yscale(Y[fit])
             yz = ((Y - ymu) / ysd).astype(np.float32)
@@ -447,7 +511,7 @@ def attention_probe_cv(
         "best_val_mse": best_vals,
         "config": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "hidden": hidden,
                    "weight_decay": weight_decay, "patience": patience, "val_frac": val_frac,
-                   "seed": seed},
+                   "seed": seed, "validation_split": "random" if groups is None else "grouped"},
         "pooled_oof": pooled_oof,
     }, "attention")
     if return_models:
@@ -493,8 +557,11 @@ def mlp_probe_cv(
     val_frac: float = 0.15,
     n_components: int | None = None,
     num_threads: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """One-hidden-layer ReLU MLP per dimension, all q trained at once as one batched model.
+
+    ``groups`` (N,): the early-stopping validation rows are whole groups (e.g. pianists).
 
     The summed loss separates over dimensions and Adam is per-parameter, so each network
     trains as if alone. Early stopping is per dimension: each network keeps the weights of its
@@ -524,7 +591,7 @@ def mlp_probe_cv(
         for i, f in enumerate(folds):
             rng = np.random.default_rng([seed, i])
             tr_all, te = np.flatnonzero(fold_ids != f), np.flatnonzero(fold_ids == f)
-            fit_pos, val_pos = _split_val(len(tr_all), val_frac, rng)
+            fit_pos, val_pos = _split_val(len(tr_all), val_frac, rng, None if groups is None else groups[tr_all])
             fit, val = tr_all[fit_pos], tr_all[val_pos]
             xs = _standardise(X[fit], X[val], X[te])
             if n_components is not None and n_components < X.shape[1]:
@@ -565,5 +632,6 @@ def mlp_probe_cv(
         "best_epoch": {n: best_epochs[:, j].tolist() for j, n in enumerate(names)},
         "config": {"hidden": hidden, "epochs": epochs, "lr": lr, "batch_size": batch_size,
                    "weight_decay": weight_decay, "patience": patience, "val_frac": val_frac,
-                   "n_components": n_components, "seed": seed},
+                   "n_components": n_components, "seed": seed,
+                   "validation_split": "random" if groups is None else "grouped"},
     }, "mlp")

@@ -100,6 +100,12 @@ def plot_cca(cca: dict, path: str) -> None:
 
 
 def plot_downstream(table: pd.DataFrame, path: str) -> None:
+    if table.empty:  # no variant could be evaluated (tiny runs): an empty figure says so
+        fig, ax = plt.subplots(figsize=(7, 2))
+        ax.text(0.5, 0.5, "no variant with both classes", ha="center", va="center")
+        ax.set_axis_off()
+        save(fig, path)
+        return
     variants = list(dict.fromkeys(table["variant"]))
     sets = list(dict.fromkeys(table["feature_set"]))
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(sets) * len(variants) + 1.5))
@@ -114,7 +120,7 @@ def plot_downstream(table: pd.DataFrame, path: str) -> None:
     ax.set_yticks(y, sets)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("leave-one-video-out AUC (95% video-bootstrap CI)")
+    ax.set_xlabel("cross-validated AUC (95% permutation interval)")
     ax.set_title("STOP prediction from reduced dimension sets")
     ax.legend(fontsize=8, loc="lower right")
     save(fig, path)
@@ -132,14 +138,17 @@ def r2_long(report: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+DOWNSTREAM_COLUMNS = ("n_features", "auc", "auc_ci_low", "auc_ci_high", "auc_p_perm", "auc_p_perm_holm", "delta_auc",
+                      "delta_ci_low", "delta_ci_high", "delta_p", "delta_p_holm", "p_tost", "p_tost_holm")
+
+
 def downstream_long(report: dict) -> pd.DataFrame:
     rows = []
     for v, res in report["downstream"]["variants"].items():
-        for name, r in res["sets"].items():
-            rows.append({"variant": v, "feature_set": name, "label": f"{v}/{name}", **{
-                k: r[k] for k in ("n_features", "auc", "auc_ci_low", "auc_ci_high", "delta_auc",
-                                  "delta_ci_low", "delta_ci_high")}})
-    return pd.DataFrame(rows)
+        for name, r in res.get("sets", {}).items():
+            rows.append({"variant": v, "feature_set": name, "label": f"{v}/{name}",
+                         **{k: r.get(k) for k in DOWNSTREAM_COLUMNS}})
+    return pd.DataFrame(rows, columns=["variant", "feature_set", "label", *DOWNSTREAM_COLUMNS])
 
 
 def write_plot_data(report: dict, plots_dir: str) -> dict[str, pd.DataFrame]:
@@ -209,7 +218,7 @@ def markdown(report: dict, fig_rel: dict[str, str]) -> str:
             ["structured residual components", str(report["residuals"]["n_structured"])],
             ["canonical correlations > 0.3: in sample / held out",
              f"{report['cca']['n_above_threshold']} / {report['cca']['n_heldout_above_threshold']}"],
-            ["STOP AUC, all 19 scores (variant `all`)",
+            ["STOP AUC, all 19 scores (variant `all`, graded teachers)",
              _ci(report["downstream"]["variants"].get("all", {}).get("sets", {}).get("all19", {}))],
         ]),
         "",
@@ -282,20 +291,22 @@ def markdown(report: dict, fig_rel: dict[str, str]) -> str:
                  else probes["ridge_cv"][split]["r2"][k] / ceil[k]] for k in ceil]),
         "",
         "Mean R² per split (ridge and factor probes on all three splits, the neural probes on the default "
-        "split only); `per fold` = R² within each test fold, averaged over dimensions. The `piece` split "
-        "holds out whole pieces: R² about the pooled mean turns negative when a piece's ratings sit off "
-        "the training pieces' mean.",
+        "split only); `per fold` = R² within each test fold, averaged over dimensions. Every inner split "
+        "(ridge alpha, early stopping) holds out whole groups of the outer split's kind (pianists, "
+        "overlapping cuts of one player, pieces). The `piece` split holds out whole pieces: R² about the "
+        "pooled mean turns negative when a piece's ratings sit off the training pieces' mean (ratings "
+        "are passage-relative).",
         "",
         _table(["probe", "split", "mean R²", "per fold"],
                [[PROBE_LABELS.get(p, p), s, r["r2_mean"], ", ".join(_f(x, 2) for x in r["fold_r2_mean"])]
                 for p in (*PROBES, "factor") for s, r in probes[p].items()]),
         "",
-        f"Factor-level probing (ridge onto the {fac['n_significant']} significant factor scores): "
-        + "; ".join(f"`{s}` mean factor R² {_f(r['factor_r2_mean'])} vs mean dimension R² {_f(r['dim_r2_mean'])}"
+        f"Factor-level probing (ridge onto the scores of {fac['n_significant']} label factors, standardised "
+        "and PCA-fitted inside each training fold): "
+        + "; ".join(f"`{s}` mean factor R² {_f(r['factor_r2_mean'])} vs mean dimension R² {_f(r['dim_r2_mean'])} "
+                    f"(factor above dimension in {r['n_folds_factor_above_dim']} of {len(r['folds'])} folds)"
                     for s, r in probes["factor"].items()) + ". "
-        + ("Factor R² is above dimension R² on every split: the audible part concentrates in the shared factors."
-           if all((r["factor_minus_dim_r2"] or 0) > 0 for r in probes["factor"].values())
-           else "Factor R² is not above dimension R² on every split."),
+        + _factor_reading(probes["factor"]),
         "",
         "## 6. Residual structure",
         "",
@@ -321,6 +332,17 @@ def markdown(report: dict, fig_rel: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def _factor_reading(fac_probes: dict) -> str:
+    """Only a claim the fold-wise numbers carry: factor R² above dimension R² in every fold of every split."""
+    every = all(r["n_folds_factor_above_dim"] == len(r["folds"]) for r in fac_probes.values())
+    if every:
+        return ("Factor R² is above dimension R² in every fold of every split: the audible part of the labels "
+                "concentrates in the shared factors (the factor scores average out part of the rater noise of "
+                "single dimensions, which also raises their R²).")
+    return ("Factor R² is not above dimension R² in every fold of every split, so this does not show that the "
+            "audible part concentrates in the shared factors.")
+
+
 def _reliability_text(rel: dict) -> str:
     a, c = rel["annotations"], rel["counts"]
     m = a["mapping_check"]
@@ -330,8 +352,11 @@ def _reliability_text(rel: dict) -> str:
         f"copies of another row's (user, dataID) submission and were dropped; {a['n_repeat_submissions']} repeated "
         f"submissions of a segment by the same user (rule: `{a['repeats_rule']}`). Ignored columns: "
         f"{', '.join(a['ignored_columns']) or 'none'}. {a['n_ratings_used']} ratings by {c['n_raters']} raters "
-        f"on {c['n_segments']} segments remain ({c['mean_rows_per_segment']:.1f} per segment). Values outside 1-7: "
-        f"{sum(a['n_values_outside_1_7'].values())} (kept).\n\n"
+        f"on {c['n_segments']} segments remain ({c['mean_rows_per_segment']:.1f} per segment). Values outside 1-7 "
+        f"are not ratings on the scale and were excluded (set to missing before averaging): "
+        f"{a['values_outside_1_7_excluded']['n']} ("
+        + ", ".join(f"{n} × {v}" for v, n in a["values_outside_1_7_excluded"]["by_value"].items())
+        + f"); {a['n_rows_empty_after_exclusion']} rows had no rating left and were dropped.\n\n"
         f"Column mapping check: every Question column correlates best with its own label dimension "
         f"(per-segment means of (rating - 1)/6 vs `mean_<dim>`): min diagonal r = {m['min_diagonal_r']:.3f}, "
         f"max off-diagonal r = {m['max_offdiagonal_r']:.3f} ({'passed' if m['passed'] else 'FAILED'}). "
@@ -349,7 +374,10 @@ def _residual_text(rs: dict) -> str:
             + (f" -- {comps}" if comps else "") + f". Mean abs correlation of the residuals "
             f"{rs['mean_abs_residual_corr']:.3f} (labels: {rs['mean_abs_label_corr']:.3f}). "
             f"Mean unexplained fraction {rs['headline']['mean_unexplained_fraction']:.3f}; least explained: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in worst) + ".\n\n"
+            + ", ".join(f"{k} {v:.2f}" for k, v in worst) + ". Reading: shared residual components mean the "
+            "errors move together across dimensions; that can be audible structure the embedding misses, but "
+            "also rater halo (a rater's overall impression of a performance shifts all 19 ratings of it; the "
+            "mean ratings keep part of that noise) -- this section cannot tell the two apart.\n\n"
             + _table(["dimension", "unexplained"], [[k, v] for k, v in rs["unexplained"].items()]))
 
 
@@ -364,20 +392,44 @@ def _cca_text(cc: dict) -> str:
             + _table(["pair", "in sample", "held out", "null 95th pct"], rows))
 
 
+def _p(x) -> str:
+    return "–" if x is None else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
+
+
 def _downstream_text(dn: dict) -> str:
-    fs = dn["feature_sets"]
-    parts = [f"Leave-one-video-out AUC with the masterclass stage's classifier (standardised L2 logistic "
-             f"regression); 95% CIs resample videos; ΔAUC is paired (same resamples) against `all19`. "
-             f"Sets: `pca_k` = the scores on the first {fs['pca_k']['k']} label principal axes; `categories` = "
-             f"the 8 category means; `top5` = {', '.join(dn['top'])}; `bottom5` = {', '.join(dn['bottom'])} "
-             f"(ranked by {dn['audibility_probe']} R²); `attention` = frames pooled by the attention probe's fold "
-             f"models ({dn['attention_pooling']['leakage_guard']})."]
+    fs = dn.get("feature_sets")
+    ran = [res for res in dn["variants"].values() if res.get("status") == "ok"]
+    if not ran or fs is None:
+        return "No variant could be evaluated: " + "; ".join(f"`{v}` {r['status']}" for v, r in dn["variants"].items())
+    margin = ran[0]["margin"]
+    parts = [f"Cross-validated AUC (folds grouped by student) with the masterclass stage's classifier "
+             f"(standardised L2 logistic regression) on the graded teachers' videos (the "
+             f"`{dn['negative_control_teacher']}` teacher's {dn['n_control_segments_excluded']} segments, the negative "
+             f"control, are left out). p = within-video permutation test of the AUC; the bracket is the 95% "
+             f"permutation (shift-model) interval. ΔAUC against `all19` is tested by swapping the two sets' scores "
+             f"per video (paired permutation, two-sided p); \"as well as all19\" needs the TOST equivalence p "
+             f"(margin ±{margin}) below 0.05. Holm-corrected p-values over the audit's whole family are in "
+             f"brackets. Sets: `pca_k` = the scores on the first {fs['pca_k']['k']} label principal axes; "
+             f"`categories` = the 8 category means; `top5` = {', '.join(dn['top'])}; `bottom5` = "
+             f"{', '.join(dn['bottom'])} (ranked by {dn['audibility_probe']} R²); `attention` = frames pooled by the "
+             f"attention probe's fold models ({dn['attention_pooling']['leakage_guard']}). On the simulated default "
+             f"the teachers stop on crowd-rating categories weighted in params.yaml "
+             f"(`masterclass_simulate.teachers`): which reduced set works best mirrors those weights, not real "
+             f"teachers."]
     for v, res in dn["variants"].items():
-        parts.append(f"\nVariant `{v}`: {res['n']} segments ({res['n_stop']} STOP) in {res['n_videos']} videos.\n")
-        parts.append(_table(["feature set", "features", "AUC [95% CI]", "ΔAUC vs all19 [95% CI]", "folds skipped"],
-                            [[name, r["n_features"], _ci(r), _ci(r, "delta_auc", "delta_ci_low", "delta_ci_high")
-                              if name != res["reference"] else "–", r["folds_skipped"]]
-                             for name, r in res["sets"].items()]))
+        if res.get("status") != "ok":
+            parts.append(f"\nVariant `{v}`: {res['status']}.")
+            continue
+        parts.append(f"\nVariant `{v}`: {res['n']} segments ({res['n_stop']} STOP) in {res['n_videos']} videos, "
+                     f"{res['n_folds']} folds.\n")
+        parts.append(_table(
+            ["feature set", "features", "AUC [95% interval]", "p (Holm)", "ΔAUC vs all19 [95% interval]",
+             "p Δ (Holm)", "TOST p (Holm)"],
+            [[name, r["n_features"], _ci(r), f"{_p(r['auc_p_perm'])} ({_p(r.get('auc_p_perm_holm'))})",
+              _ci(r, "delta_auc", "delta_ci_low", "delta_ci_high") if name != res["reference"] else "–",
+              f"{_p(r['delta_p'])} ({_p(r.get('delta_p_holm'))})" if name != res["reference"] else "–",
+              f"{_p(r['p_tost'])} ({_p(r.get('p_tost_holm'))})" if name != res["reference"] else "–"]
+             for name, r in res["sets"].items()]))
     return "\n".join(parts)
 
 

@@ -1,24 +1,37 @@
-"""STOP-vs-CONTINUE classifiers, leave-one-video-out CV, metrics, cluster bootstrap, permutation test.
+"""STOP-vs-CONTINUE classifiers, grouped cross-validation, metrics, permutation tests and intervals.
 
-Videos are the unit of independence: folds hold out one whole video, the AUC confidence interval
-resamples videos, and the permutation test shuffles labels only within each video (so per-video
-STOP rates, which a classifier could learn from video identity, are kept under the null).
+Videos of one student are the unit of independence: cross-validation folds hold out whole
+students (:func:`make_folds`), the permutation test shuffles labels only within each video (so a
+video's STOP rate, which a classifier could learn from its identity, is kept under the null), and
+the AUC interval is the shift-model inversion of that test (:func:`pianoeval.stats.permutation_interval`):
+its coverage of 0.5 on null data is the test's level, measured on the real design in
+``tests/test_masterclass_classify.py``. The video-bootstrap percentile interval
+(:func:`bootstrap_auc_ci`) is kept only to show, in the same test, that it is too narrow.
+
+The uncalibrated classifier is standardise (+ optional fold-internal PCA or a spline basis) + L2
+logistic regression, solved for the true labels and every permutation at once by batched Newton
+steps (:func:`logistic_newton`): the observed AUC and its null come from one procedure.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
 from scipy.stats import rankdata
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from pianoeval.stats import auc_columns, permutation_interval, permutation_pvalue, within_group_permutations
+
 MAX_ITER = 5000
-# Multi-threaded BLAS makes scipy's L-BFGS ~15x slower on these small (hundreds x 256) problems
-# (thread spin-up per tiny matrix op); every fitting loop runs single-threaded BLAS.
+# Multi-threaded BLAS makes these small (hundreds x tens) problems slower (thread spin-up per tiny
+# matrix op); every fitting loop runs single-threaded BLAS.
 _ONE_BLAS_THREAD = dict(limits=1, user_api="blas")
 _LOG_EPS = 1e-15
 
@@ -57,75 +70,235 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def _video_folds(videos: np.ndarray):
-    """[(video, train_idx, test_idx)] in sorted video order."""
-    return [(v, np.flatnonzero(videos != v), np.flatnonzero(videos == v)) for v in np.unique(videos)]
+def make_folds(groups, n_folds: int) -> np.ndarray:
+    """(N,) fold id of each sample: GroupKFold over ``groups`` (students), deterministic (largest groups
+    first, balanced sizes). ``n_folds`` 0, or at least the number of groups, gives one fold per group
+    (leave-one-student-out)."""
+    groups = np.asarray(groups).astype(str)
+    uniq, code = np.unique(groups, return_inverse=True)
+    if uniq.size < 2:
+        raise ValueError(f"cross-validation needs at least 2 students/videos, got {uniq.size}")
+    if n_folds == 0 or n_folds >= uniq.size:
+        return code
+    if n_folds < 2:
+        raise ValueError(f"cv_folds must be 0 (one per student) or >= 2, got {n_folds}")
+    folds = np.empty(groups.size, dtype=int)
+    for k, (_, test) in enumerate(GroupKFold(n_splits=n_folds).split(groups, groups=groups)):
+        folds[test] = k
+    return folds
 
 
-def loo_video_cv(
-    X, y, videos, C: float = 1.0, calibrated: bool = False, min_calibration_class: int = 6, seed: int = 0
-) -> dict:
-    """Leave-one-video-out out-of-fold probabilities.
+@dataclass(frozen=True)
+class FeaturePrep:
+    """What a fold does to its features before the logistic regression, fit on the training rows only.
+
+    kind: ``"standard"`` (z-score), ``"pca"`` (z-score, then the coordinates on the ``n_components``
+    leading principal axes of the training rows, not whitened: a 512-d pooled embedding with a few
+    hundred rows), or
+    ``"spline"`` (a single column, e.g. log duration: a cubic B-spline basis with ``n_knots`` knots at
+    training quantiles, linear beyond them, then z-scored: the flexible duration baseline).
+    """
+
+    kind: str = "standard"
+    n_components: int = 32
+    n_knots: int = 5
+
+    def __post_init__(self):
+        if self.kind not in ("standard", "pca", "spline"):
+            raise ValueError(f"FeaturePrep.kind must be standard, pca or spline, got {self.kind!r}")
+
+    def __call__(self, X_tr: np.ndarray, X_te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if X_tr.ndim == 3:  # D data sets at once (null-data checks): z-scoring only
+            if self.kind != "standard":
+                raise ValueError(f"batched data sets support FeaturePrep('standard') only, not {self.kind!r}")
+            mu, sd = X_tr.mean(1, keepdims=True), X_tr.std(1, keepdims=True)
+            sd = np.where(sd > 1e-12, sd, 1.0)
+            return (X_tr - mu) / sd, (X_te - mu) / sd
+        if self.kind == "spline":
+            from sklearn.preprocessing import SplineTransformer
+
+            if X_tr.shape[1] != 1:
+                raise ValueError(f"spline features need one column, got {X_tr.shape[1]}")
+            sp = SplineTransformer(n_knots=self.n_knots, degree=3, knots="quantile", extrapolation="linear")
+            X_tr, X_te = sp.fit_transform(X_tr), sp.transform(X_te)
+        mu, sd = X_tr.mean(0), X_tr.std(0)
+        sd = np.where(sd > 1e-12, sd, 1.0)
+        Z_tr, Z_te = (X_tr - mu) / sd, (X_te - mu) / sd
+        if self.kind == "pca" and self.n_components < min(Z_tr.shape):
+            with threadpool_limits(**_ONE_BLAS_THREAD):
+                _, s, vt = np.linalg.svd(Z_tr, full_matrices=False)
+            # Not whitened: the model sees the z-scored geometry minus its low-variance directions
+            # (whitening would blow up directions the few training rows barely span).
+            v = vt[: self.n_components].T
+            Z_tr, Z_te = Z_tr @ v, Z_te @ v
+        if Z_tr.shape[1] > Z_tr.shape[0]:  # more features than rows: the exact row-space reduction
+            Z_tr, Z_te = _row_space(Z_tr, Z_te)
+        return Z_tr, Z_te
+
+
+def _fit_columns(A_tr: np.ndarray, Y_tr: np.ndarray, A_te: np.ndarray, C: float, batch: int) -> np.ndarray:
+    """P(label 1) of the test rows for every label column of ``Y_tr`` (n_tr, P): (n_te, P)."""
+    lead = A_tr.shape[:-2]  # () or (D,): D data sets sharing the label columns
+    out = np.empty((*lead, A_te.shape[-2], Y_tr.shape[1]))
+    # memory of the Newton Hessians ~ D * batch * max((r+1)^2, (r+1) n) floats: bounded to ~100 MB
+    width = A_tr.shape[-1] + 1
+    per_col = int(np.prod(lead)) * width * (width if width <= 64 else A_tr.shape[-2])
+    batch = max(1, min(batch, int(2.5e7 // per_col)))
+    for i in range(0, Y_tr.shape[1], batch):
+        Yb = Y_tr[:, i:i + batch].astype(float)
+        w, b = logistic_newton(A_tr, np.broadcast_to(Yb, (*lead, *Yb.shape)) if lead else Yb, C)
+        out[..., i:i + batch] = expit(A_te @ w + b[..., None, :])
+    return out
+
+
+def cv_logistic(X, Y, fold_ids, C: float = 1.0, prep: FeaturePrep = FeaturePrep(), batch: int = 500
+                ) -> tuple[np.ndarray, list[int]]:
+    """Out-of-fold P(STOP) of the L2 logistic regression for every label column at once.
 
     Parameters
     ----------
-    X : (N, F) features. y : (N,) 0/1 labels (1 = STOP). videos : (N,) video id of each sample.
-    C : inverse L2 strength. calibrated : use isotonic calibration (3-fold, inside the training fold).
-    min_calibration_class : calibrate a fold only if its training set has at least this many samples of
-        the smaller class; otherwise fall back to the uncalibrated model and flag the fold.
+    X : (N, F) features, or (D, N, F) for D data sets with the same labels (standard prep only).
+    Y : (N,) or (N, P) 0/1 labels (e.g. the true labels and permutations of them).
+    fold_ids : (N,) fold of each row (:func:`make_folds`). C : inverse L2 strength.
+    prep : the per-fold feature preparation (depends on X only, so it is shared by all columns).
 
     Returns
     -------
-    dict with ``oof`` (N,) P(STOP) (NaN in skipped folds); ``folds`` (one record per video: sizes,
-    ``status`` "ok"/"skipped", ``reason``, ``calibrated``); ``skipped`` [{video, reason}] for folds whose
-    training set has one class; ``calibration_fallback`` [video] (calibrated variant only); counts.
+    oof : (N, P) (or (N,); with D data sets (D, N, P)) probabilities; NaN in a fold whose training rows
+        hold one class of the first column (within-video permutations keep each fold's class counts,
+        so the same folds are skipped).
+    skipped : the skipped fold ids.
+    """
+    X = np.asarray(X, dtype=float)
+    Y = np.asarray(Y)
+    one = Y.ndim == 1
+    Y2 = Y[:, None] if one else Y
+    fold_ids = np.asarray(fold_ids)
+    n = X.shape[-2] if X.ndim == 3 else X.shape[0]
+    if X.ndim not in (2, 3) or Y2.shape[0] != n or fold_ids.shape != (n,):
+        raise ValueError(f"cv_logistic: X {X.shape}, Y {Y.shape}, fold_ids {fold_ids.shape} disagree")
+    oof = np.full((*X.shape[:-2], *Y2.shape), np.nan)
+    skipped = []
+    for f in np.unique(fold_ids):
+        tr, te = np.flatnonzero(fold_ids != f), np.flatnonzero(fold_ids == f)
+        if np.bincount(Y2[tr, 0].astype(int), minlength=2).min() == 0:
+            skipped.append(int(f))
+            continue
+        A_tr, A_te = prep(X[..., tr, :], X[..., te, :])
+        oof[..., te, :] = _fit_columns(A_tr, Y2[tr], A_te, C, batch)
+    return (oof[..., 0] if one else oof), skipped
+
+
+def fit_predict_logistic(X_tr, y_tr, X_te, C: float = 1.0, prep: FeaturePrep = FeaturePrep()) -> np.ndarray:
+    """One model fit on (X_tr, y_tr) -> P(STOP) of X_te (n_te,): e.g. the negative control's held-out videos."""
+    A_tr, A_te = prep(np.asarray(X_tr, float), np.asarray(X_te, float))
+    return _fit_columns(A_tr, np.asarray(y_tr)[:, None], A_te, C, 1)[:, 0]
+
+
+def permutation_auc_test(X, y, videos, fold_ids, *, C: float = 1.0, prep: FeaturePrep = FeaturePrep(),
+                         n_perm: int = 1000, seed=0, level: float = 0.95) -> dict:
+    """Cross-validated AUC with its within-video permutation p-value and shift-model interval.
+
+    The true labels and ``n_perm`` within-video permutations go through the *same* cross-validation
+    (:func:`cv_logistic`, one batch): the observed AUC is one more draw of the null distribution when
+    the features carry no information, which makes p exact and the interval's coverage of 0.5 equal
+    to its level.
+
+    Returns
+    -------
+    dict: oof (N,), auc, p (one-sided: larger AUC than chance), ci_low, ci_high (``level``), null_mean,
+    null (n_perm,), skipped (fold ids), n_perm. auc/p/ci are None when the predicted rows hold one class.
     """
     X, y, videos = _check_xyv(X, y, videos)
-    if calibrated and min_calibration_class < 3:
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+    labels = np.column_stack([y, within_group_permutations(y, videos, n_perm, seed)])
+    oof, skipped = cv_logistic(X, labels, fold_ids, C, prep)
+    ok = ~np.isnan(oof[:, 0])
+    aucs = auc_columns(labels[ok], oof[ok])
+    out = {"oof": oof[:, 0], "skipped": skipped, "n_perm": int(n_perm), "auc": None, "p": None, "ci_low": None,
+           "ci_high": None, "null_mean": None, "null": aucs[1:]}
+    if ok.any() and np.isfinite(aucs).all():
+        lo, hi = permutation_interval(aucs[0], aucs[1:], null_value=0.5, level=level)
+        out.update(auc=float(aucs[0]), p=permutation_pvalue(aucs[1:], aucs[0]), ci_low=lo, ci_high=hi,
+                   null_mean=float(aucs[1:].mean()))
+    return out
+
+
+def permutation_auc_test_one_thread(X, y, videos, fold_ids, C, prep, n_perm, seed, level) -> dict:
+    """:func:`permutation_auc_test` with one BLAS thread: the task a joblib worker runs (this module
+    imports no torch, so workers start fast)."""
+    with threadpool_limits(limits=1):
+        return permutation_auc_test(X, y, videos, fold_ids, C=C, prep=prep, n_perm=n_perm, seed=seed, level=level)
+
+
+def cv_calibrated(X, y, fold_ids, C: float = 1.0, prep: FeaturePrep = FeaturePrep(), *,
+                  min_calibration_class: int = 6, seed: int = 0) -> dict:
+    """Out-of-fold P(STOP) of the isotonic-calibrated classifier (3-fold calibration inside each training fold).
+
+    A fold is calibrated only if its smaller training class has >= ``min_calibration_class`` samples;
+    otherwise the uncalibrated model is used there and the fold is flagged. Returns oof (N,),
+    n_calibration_fallback, calibration_fallback_folds, skipped (fold ids with one training class).
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y).astype(int)
+    if min_calibration_class < 3:
         raise ValueError(f"min_calibration_class must be >= 3 for 3-fold calibration, got {min_calibration_class}")
     oof = np.full(y.shape, np.nan)
-    folds, skipped, fallback = [], [], []
-    for video, tr, te in _video_folds(videos):
+    fallback, skipped = [], []
+    for f in np.unique(fold_ids):
+        tr, te = np.flatnonzero(fold_ids != f), np.flatnonzero(fold_ids == f)
         counts = np.bincount(y[tr], minlength=2)
-        rec = {"video": str(video), "n_train": int(tr.size), "n_test": int(te.size),
-               "n_test_stop": int(y[te].sum()), "status": "ok", "reason": None, "calibrated": False}
-        folds.append(rec)
         if counts.min() == 0:
-            rec.update(status="skipped", reason=f"training set has only class {int(counts.argmax())}")
-            skipped.append({"video": rec["video"], "reason": rec["reason"]})
+            skipped.append(int(f))
             continue
-        use_cal = calibrated and counts.min() >= min_calibration_class
-        if calibrated and not use_cal:
-            rec["reason"] = (f"calibration fallback: smaller training class has {int(counts.min())}"
-                             f" < {min_calibration_class} samples")
-            fallback.append(rec["video"])
+        A_tr, A_te = prep(X[tr], X[te])
+        if counts.min() < min_calibration_class:
+            fallback.append(int(f))
+            oof[te] = _fit_columns(A_tr, y[tr, None], A_te, C, 1)[:, 0]
+            continue
         with threadpool_limits(**_ONE_BLAS_THREAD):
-            model = make_classifier(C, calibrate=use_cal, seed=seed).fit(X[tr], y[tr])
-        rec["calibrated"] = bool(use_cal)
-        oof[te] = model.predict_proba(X[te])[:, 1]
-    return {
-        "oof": oof,
-        "folds": folds,
-        "skipped": skipped,
-        "calibration_fallback": fallback,
-        "n_folds": len(folds),
-        "n_skipped": len(skipped),
-        "n_calibration_fallback": len(fallback),
-        "calibrated_variant": bool(calibrated),
-    }
+            model = make_classifier(C, calibrate=True, seed=seed).fit(A_tr, y[tr])
+        oof[te] = model.predict_proba(A_te)[:, 1]
+    return {"oof": oof, "n_calibration_fallback": len(fallback), "calibration_fallback_folds": fallback,
+            "skipped": skipped}
 
 
-def binary_metrics(y, p, threshold: float = 0.5) -> dict:
+def fold_threshold_predictions(oof, y, fold_ids) -> tuple[np.ndarray, dict]:
+    """STOP predictions with each fold's threshold set to its training rows' STOP rate (chosen without
+    looking at the test fold; with balanced classes it is about 0.5). NaN predictions stay False and
+    are counted as missing by :func:`binary_metrics`.
+
+    Returns (pred (N,) bool, {fold: threshold}).
+    """
+    oof = np.asarray(oof, float)
+    y = np.asarray(y).astype(int)
+    fold_ids = np.asarray(fold_ids)
+    pred = np.zeros(y.shape, dtype=bool)
+    thresholds = {}
+    for f in np.unique(fold_ids):
+        te = fold_ids == f
+        thr = float(y[~te].mean())
+        thresholds[int(f)] = thr
+        pred[te] = np.nan_to_num(oof[te], nan=-1.0) >= thr
+    return pred, thresholds
+
+
+def binary_metrics(y, p, threshold: float = 0.5, pred=None) -> dict:
     """Threshold and probability metrics on samples with a prediction (NaN predictions are counted, not used).
 
     Parameters
     ----------
-    y : (N,) 0/1 labels. p : (N,) P(label 1), NaN = no prediction. threshold : predict 1 when p >= threshold.
+    y : (N,) 0/1 labels. p : (N,) P(label 1), NaN = no prediction.
+    threshold : predict 1 when p >= threshold, unless ``pred`` (N,) bool gives the predictions (e.g.
+        :func:`fold_threshold_predictions`); ``threshold`` is then reported as None.
 
     Returns
     -------
-    dict: auc (None with one class), accuracy, precision (None if nothing predicted 1), recall (None if
-    no positives), f1, brier, log_loss (p clipped to [1e-15, 1-1e-15]), n, n_stop, n_continue, n_missing.
+    dict: auc (None with one class), balanced_accuracy (mean of the recalls of both classes: 0.5 =
+    chance whatever the class balance), accuracy, precision (None if nothing predicted 1), recall (None
+    if no positives), f1, brier, log_loss (p clipped to [1e-15, 1-1e-15]), n, n_stop, n_continue,
+    n_missing, threshold.
     """
     y = np.asarray(y)
     p = np.asarray(p, dtype=float)
@@ -133,33 +306,39 @@ def binary_metrics(y, p, threshold: float = 0.5) -> dict:
         raise ValueError(f"y {y.shape} and p {p.shape} must be 1-D of equal length")
     if not np.isin(y, (0, 1)).all():
         raise ValueError(f"y must be 0/1, got values {np.unique(y)[:10].tolist()}")
+    if pred is not None and np.shape(pred) != y.shape:
+        raise ValueError(f"pred {np.shape(pred)} must have the shape of y {y.shape}")
     ok = ~np.isnan(p)
-    y, p = y[ok].astype(int), p[ok]
-    if ((p < 0) | (p > 1)).any():
-        raise ValueError(f"p must lie in [0, 1], got range [{p.min()}, {p.max()}]")
-    out = {"n": int(y.size), "n_stop": int(y.sum()), "n_continue": int(y.size - y.sum()),
-           "n_missing": int((~ok).sum()), "threshold": float(threshold)}
-    if y.size == 0:
-        return {**dict.fromkeys(["auc", "accuracy", "precision", "recall", "f1", "brier", "log_loss"]), **out}
-    pred = p >= threshold
-    tp = int((pred & (y == 1)).sum())
-    fp = int((pred & (y == 0)).sum())
-    fn = int((~pred & (y == 1)).sum())
+    yk, pk = y[ok].astype(int), p[ok]
+    if ((pk < 0) | (pk > 1)).any():
+        raise ValueError(f"p must lie in [0, 1], got range [{pk.min()}, {pk.max()}]")
+    out = {"n": int(yk.size), "n_stop": int(yk.sum()), "n_continue": int(yk.size - yk.sum()),
+           "n_missing": int((~ok).sum()), "threshold": float(threshold) if pred is None else None}
+    if yk.size == 0:
+        return {**dict.fromkeys(["auc", "balanced_accuracy", "accuracy", "precision", "recall", "f1", "brier",
+                                 "log_loss"]), **out}
+    hit = (pk >= threshold) if pred is None else np.asarray(pred, bool)[ok]
+    tp = int((hit & (yk == 1)).sum())
+    fp = int((hit & (yk == 0)).sum())
+    fn = int((~hit & (yk == 1)).sum())
+    tn = int((~hit & (yk == 0)).sum())
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
+    specificity = tn / (tn + fp) if tn + fp else None
     if precision is None or recall is None:
         f1 = None
     else:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    pc = np.clip(p, _LOG_EPS, 1 - _LOG_EPS)
+    pc = np.clip(pk, _LOG_EPS, 1 - _LOG_EPS)
     return {
-        "auc": _auc(y, p),
-        "accuracy": float((pred == (y == 1)).mean()),
+        "auc": _auc(yk, pk),
+        "balanced_accuracy": None if recall is None or specificity is None else (recall + specificity) / 2,
+        "accuracy": float((hit == (yk == 1)).mean()),
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "brier": float(np.mean((p - y) ** 2)),
-        "log_loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))),
+        "brier": float(np.mean((pk - yk) ** 2)),
+        "log_loss": float(-np.mean(yk * np.log(pc) + (1 - yk) * np.log(1 - pc))),
         **out,
     }
 
@@ -234,7 +413,7 @@ def _row_space(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def logistic_newton(A: np.ndarray, Y: np.ndarray, C: float = 1.0, max_iter: int = 100, tol: float = 1e-6
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Many L2 logistic regressions sharing one design, solved together by damped Newton steps.
+    """Many L2 logistic regressions solved together by damped Newton steps.
 
     Minimises, for every column p of ``Y``, scikit-learn's objective divided by C:
     ``sum_i [log(1 + exp(eta_i)) - y_ip eta_i] + ||w_p||^2 / (2C)``, ``eta = A w_p + b_p`` (intercept
@@ -242,126 +421,65 @@ def logistic_newton(A: np.ndarray, Y: np.ndarray, C: float = 1.0, max_iter: int 
 
     Parameters
     ----------
-    A : (n, r) features. Y : (n, P) 0/1 labels, one problem per column.
+    A : (n, r) features, or (D, n, r) for D designs solved at once (e.g. null data sets).
+    Y : (n, P) 0/1 labels, one problem per column ((D, n, P) with D designs).
 
     Returns
     -------
-    W : (r, P) weights. b : (P,) intercepts.
+    W : (r, P) weights, b : (P,) intercepts (with D designs: (D, r, P) and (D, P)).
+
+    Notes
+    -----
+    Every column's Hessian ``X1^T diag(w_p) X1`` is one row of a single matrix product
+    ``w^T Q`` with ``Q_n = vec(x_n x_n^T)`` ((r+1)^2 columns): one BLAS call for all problems, in
+    float32 (an inexact Newton direction still converges: the gradient is float64).
     """
-    n, r = A.shape
-    X1 = np.hstack([A, np.ones((n, 1))])
-    X1f = X1.astype(np.float32)
+    batched = A.ndim == 3
+    A3 = A if batched else A[None]
+    Y3 = Y if batched else Y[None]
+    D, n, r = A3.shape
+    X1 = np.concatenate([A3, np.ones((D, n, 1))], axis=2)
+    small = r + 1 <= 64  # Q costs n (r+1)^2 floats: for wide designs (row space of many rows) form H directly
+    if small:
+        Q = (X1[:, :, :, None] * X1[:, :, None, :]).reshape(D, n, (r + 1) ** 2).astype(np.float32)
+    else:
+        X1f = X1.astype(np.float32)
     reg = np.r_[np.full(r, 1.0 / C), 0.0][:, None]
     diag = np.arange(r)  # the intercept (index r) gets no ridge term
+    P = Y3.shape[2]
 
     def objective(B):
         eta = X1 @ B
-        return (np.logaddexp(0.0, eta) - Y * eta).sum(axis=0) + 0.5 * (reg * B * B).sum(axis=0)
+        return (np.logaddexp(0.0, eta) - Y3 * eta).sum(axis=1) + 0.5 * (reg * B * B).sum(axis=1)
 
-    B = np.zeros((r + 1, Y.shape[1]))
+    B = np.zeros((D, r + 1, P))
     f = objective(B)
     with threadpool_limits(**_ONE_BLAS_THREAD):
         for _ in range(max_iter):
-            P = expit(X1 @ B)
-            G = X1.T @ (P - Y) + reg * B  # (r+1, P)
+            prob = expit(X1 @ B)
+            G = X1.transpose(0, 2, 1) @ (prob - Y3) + reg * B  # (D, r+1, P)
             if np.abs(G).max() < tol:
                 break
-            # float32 Hessian: half the time; an inexact Newton direction still converges (gradient is float64)
-            H = (X1f.T[None] * (P * (1 - P)).T[:, None, :].astype(np.float32)) @ X1f  # (P, r+1, r+1)
-            H[:, diag, diag] += 1.0 / C
-            H[:, r, r] += 1e-6  # keeps a one-class column's Hessian invertible
-            step = np.linalg.solve(H, G.T[..., None].astype(np.float32))[..., 0].T.astype(float)
-            t = np.ones(B.shape[1])
+            wts = (prob * (1 - prob)).astype(np.float32).transpose(0, 2, 1)  # (D, P, n)
+            if small:
+                H = (wts @ Q).reshape(D, P, r + 1, r + 1)
+            else:  # (D, P, r+1, n) @ (D, 1, n, r+1)
+                H = (X1f.transpose(0, 2, 1)[:, None] * wts[:, :, None, :]) @ X1f[:, None]
+            H[:, :, diag, diag] += 1.0 / C
+            H[:, :, r, r] += 1e-6  # keeps a one-class column's Hessian invertible
+            step = np.linalg.solve(H, G.transpose(0, 2, 1)[..., None].astype(np.float32))[..., 0]
+            step = step.transpose(0, 2, 1).astype(float)  # (D, r+1, P)
+            t = np.ones((D, 1, P))
             for _ in range(40):  # halve the step of every problem whose objective went up
                 Bn = B - step * t
                 fn = objective(Bn)
                 worse = fn > f + 1e-12 * np.abs(f)
                 if not worse.any():
                     break
-                t = np.where(worse, t / 2, t)
+                t = np.where(worse[:, None, :], t / 2, t)
             if np.abs(Bn - B).max() < tol:
                 B, f = Bn, fn
                 break
             B, f = Bn, fn
-    return B[:r], B[r]
-
-
-def permutation_null_aucs(X, y, videos, C: float = 1.0, n_perm: int = 200, seed=0, batch: int = 100) -> np.ndarray:
-    """Null distribution of the leave-one-video-out AUC (uncalibrated model), labels permuted within video.
-
-    The whole CV is refitted for every permutation. Fold splits, the per-fold standardisation and the
-    projection onto the training rows' span (:func:`_row_space`, exact for L2 logistic regression) depend
-    only on X, so they are computed once; each fold then fits all permutations together with
-    :func:`logistic_newton` (the same optimum as :func:`loo_video_cv`'s fit). Within-video permutation
-    keeps every fold's class counts, so the same folds are skipped as in :func:`loo_video_cv`.
-
-    Parameters
-    ----------
-    X : (N, F). y : (N,) 0/1. videos : (N,). C : inverse L2 strength. n_perm : permutations.
-    seed : anything ``np.random.default_rng`` takes (chunks of one test use ``[seed, chunk]``).
-    batch : permutations fitted together (memory ~ batch * n_train^2 * 4 bytes per fold).
-
-    Returns
-    -------
-    (n_perm,) AUCs under the null.
-    """
-    X, y, videos = _check_xyv(X, y, videos)
-    if n_perm < 1:
-        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
-    _, code = np.unique(videos, return_inverse=True)
-    by_video = np.argsort(code, kind="stable")
-    rng = np.random.default_rng(seed)
-    perms = np.empty((y.size, n_perm), dtype=y.dtype)
-    for k in range(n_perm):
-        # lexsort groups by video and shuffles inside each group; slots of by_video have the same layout
-        shuffled = np.lexsort((rng.random(y.size), code))
-        perms[by_video, k] = y[shuffled]
-    return np.concatenate([_cv_aucs(X, perms[:, i:i + batch], videos, C) for i in range(0, n_perm, batch)])
-
-
-def _cv_aucs(X: np.ndarray, labels: np.ndarray, videos: np.ndarray, C: float) -> np.ndarray:
-    """labels (N, P) -> (P,) leave-one-video-out AUCs, one per label column."""
-    oof = np.full(labels.shape, np.nan)
-    fitted = False
-    for _, tr, te in _video_folds(videos):
-        if np.bincount(labels[tr, 0], minlength=2).min() == 0:
-            continue  # one-class training set (same for every within-video permutation): skipped
-        sc = StandardScaler().fit(X[tr])
-        xtr, xte = _row_space(sc.transform(X[tr]), sc.transform(X[te]))
-        w, b = logistic_newton(xtr, labels[tr].astype(float), C)
-        oof[te] = expit(xte @ w + b)
-        fitted = True
-    if not fitted:
-        raise ValueError("permutation test: every fold has a one-class training set")
-    ok = ~np.isnan(oof[:, 0])
-    aucs = [_auc(labels[ok, k], oof[ok, k]) for k in range(labels.shape[1])]
-    if any(a is None for a in aucs):
-        raise ValueError("permutation test: predicted samples contain one class only")
-    return np.array(aucs)
-
-
-def permutation_pvalue_auc(
-    X, y, videos, C: float = 1.0, n_perm: int = 200, seed=0, observed_auc: float | None = None,
-) -> tuple[float, np.ndarray]:
-    """Permutation test of the leave-one-video-out AUC: :func:`permutation_null_aucs` plus the p-value.
-
-    Parameters
-    ----------
-    observed_auc : pass the AUC of ``loo_video_cv(..., calibrated=False)`` to skip recomputing it.
-
-    Returns
-    -------
-    p_value : ``(1 + #{null >= observed}) / (n_perm + 1)``.
-    null_aucs : (n_perm,) AUCs under the null.
-    """
-    null = permutation_null_aucs(X, y, videos, C=C, n_perm=n_perm, seed=seed)
-    if observed_auc is None:
-        X, y, videos = _check_xyv(X, y, videos)
-        observed_auc = _cv_aucs(X, y[:, None], videos, C)[0]
-    return permutation_pvalue(null, observed_auc), null
-
-
-def permutation_pvalue(null: np.ndarray, observed: float) -> float:
-    """``(1 + #{null >= observed}) / (len(null) + 1)`` (ties count against the model)."""
-    null = np.asarray(null, dtype=float)
-    return (1 + int((null >= float(observed) - 1e-12).sum())) / (null.size + 1)
+    W, b = B[:, :r], B[:, r]
+    return (W, b) if batched else (W[0], b[0])

@@ -20,14 +20,13 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from pianoeval.audio_io import AUDIO_SUFFIXES, AudioReader, audio_info
 from pianoeval.audio_io import AUDIO_SUFFIXES, AudioDecodeError, AudioReader, audio_info
 from pianoeval.audio_io import decodable_seconds as _decodable_seconds
-from pianoeval.masterclass.moments import MOMENTS_FILE, find_audio, load_moments
-from pianoeval.masterclass.segments import build_segments, duration_matched
+from pianoeval.masterclass.moments import MOMENTS_FILE, PROVENANCE_FILE, find_audio, load_moments
+from pianoeval.masterclass.segments import CONTINUE, build_segments, duration_matched, overlap_seconds
 
 VARIANTS = ("all", "duration_matched")
-SEGMENT_COLUMNS = ("variant", "segment_id", "video_id", "teacher", "label", "start", "end", "duration",
+SEGMENT_COLUMNS = ("variant", "segment_id", "video_id", "student", "teacher", "label", "start", "end", "duration",
                    "moment_id", "musical_dimension")
 
 
@@ -38,6 +37,39 @@ class UndecodableAudio(ValueError):
 def _reason(e: Exception, path) -> str:
     """A decoder error's text without the file name it starts with (the caller names the file)."""
     return str(e).removeprefix(f"{path}: ")
+
+
+def read_provenance(input_dir: str | Path) -> dict | None:
+    """``provenance.json`` of a recordings folder (simulated sessions), or None (real recordings)."""
+    path = Path(input_dir) / PROVENANCE_FILE
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        prov = json.load(fh)
+    if not isinstance(prov.get("videos"), dict):
+        raise ValueError(f"{path}: no 'videos' mapping")
+    return prov
+
+
+def replay_spans(provenance: dict | None) -> dict[str, list[tuple[float, float]]] | None:
+    """video_id -> [(start, audio_end)] of every replayed performance (release tail included)."""
+    if provenance is None:
+        return None
+    out = {}
+    for vid, v in provenance["videos"].items():
+        try:
+            out[vid] = [(float(e["start"]), float(e.get("audio_end", e["end"]))) for e in v["performances"]
+                        if e["role"] == "replay"]
+        except KeyError as err:
+            raise ValueError(f"provenance.json: video '{vid}': performance entry without {err}") from None
+    return out
+
+
+def students(provenance: dict | None, video_ids) -> dict[str, str]:
+    """video_id -> the student (the pianist, from provenance) or the video id itself when unknown: the
+    classifier's cross-validation never splits one student's videos between training and test."""
+    videos = (provenance or {}).get("videos", {})
+    return {v: (f"pianist{videos[v]['pianist_id']}" if v in videos else v) for v in video_ids}
 
 
 def audio_durations(paths: dict[str, Path]) -> dict[str, float]:
@@ -103,18 +135,18 @@ def check_audio(input_dir: Path, video_ids: list[str], on_error: str) -> tuple[d
 
 
 def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_continue_duration: float = 5.0,
-                       min_stop_duration: float = 1.0, seed: int = 0, match_bins: int | None = None,
-                       duration_pool: str = "video") -> tuple[pd.DataFrame, dict]:
+                       min_stop_duration: float = 1.0, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Moments + audio of a recordings folder -> segment table of both variants and a report.
 
-    ``duration_pool``: CONTINUE pieces of the duration-matched variant copy STOP durations of their own
-    video (``"video"``) or of all videos (``"all"``); see :func:`~.segments.duration_matched`.
+    With a ``provenance.json`` (simulated sessions) replayed playing is cut out of the CONTINUE
+    windows, and the report measures what is left of it (``replay_overlap``: must be 0); without one
+    (real recordings) that check is impossible and the report says so.
 
     Returns
     -------
     table : one row per (variant, segment), columns :data:`SEGMENT_COLUMNS`.
     report : the moments load report (bad lines), audio files found/unused, every segment rule count
-        of both variants and n STOP / CONTINUE per variant.
+        of both variants, n STOP / CONTINUE per variant and the CONTINUE seconds overlapping a replay.
     """
     input_dir = Path(input_dir)
     moments, load_rep = load_moments(input_dir / MOMENTS_FILE, on_error=on_error)
@@ -127,7 +159,9 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
     if not moments:
         raise ValueError(f"{input_dir}: no moment has usable audio ({audio_rep})")
     on_disk = {p.name[: -len(p.suffix)] for p in input_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES}
-    segs, seg_rep = build_segments(moments, header, min_continue_duration, min_stop_duration)
+    provenance = read_provenance(input_dir)
+    replays = replay_spans(provenance)
+    segs, seg_rep = build_segments(moments, header, min_continue_duration, min_stop_duration, replays=replays)
     cut = {v: t for v, t in decodable.items() if t < header[v]}
     past_cut = [s for s in segs if s.video_id in cut and s.end > cut[s.video_id]]
     audio_rep["windows_past_decodable_end"] = len(past_cut)
@@ -140,18 +174,30 @@ def make_segment_table(input_dir: str | Path, *, on_error: str = "fail", min_con
                                                   f"{cut[s.video_id]:.2f} s of {header[s.video_id]:.2f} s"
                                                   for s in past_cut[:20]))
         # skip: the decodable length is the audio's end, so the audio-end rules clamp or drop (and count)
-        segs, seg_rep = build_segments(moments, {**header, **cut}, min_continue_duration, min_stop_duration)
-    if duration_pool not in ("video", "all"):
-        raise ValueError(f"duration_pool must be 'video' or 'all', got {duration_pool!r}")
-    matched, dm_rep = duration_matched(segs, seed=seed, match_bins=match_bins, by_video=duration_pool == "video")
-    rows = [{"variant": v, **asdict(s)} for v, ss in zip(VARIANTS, (segs, matched)) for s in ss]
+        segs, seg_rep = build_segments(moments, {**header, **cut}, min_continue_duration, min_stop_duration,
+                                       replays=replays)
+    matched, dm_rep = duration_matched(segs, seed=seed)
+    student_of = students(provenance, sorted(paths))
+    rows = [{"variant": v, **asdict(s), "student": student_of[s.video_id]}
+            for v, ss in zip(VARIANTS, (segs, matched)) for s in ss]
     table = pd.DataFrame(rows, columns=list(SEGMENT_COLUMNS))
     counts = {v: {"n_stop": int(((table.variant == v) & (table.label == 1)).sum()),
                   "n_continue": int(((table.variant == v) & (table.label == 0)).sum()),
-                  "n_videos": int(table.loc[table.variant == v, "video_id"].nunique())} for v in VARIANTS}
+                  "n_videos": int(table.loc[table.variant == v, "video_id"].nunique()),
+                  "n_students": int(table.loc[table.variant == v, "student"].nunique())} for v in VARIANTS}
+    overlap = None
+    if replays is not None:
+        overlap = {}
+        for v, ss in zip(VARIANTS, (segs, matched)):
+            cont = sum(s.duration for s in ss if s.label == CONTINUE)
+            sec = overlap_seconds(ss, replays)
+            overlap[v] = {"continue_seconds": cont, "replay_seconds": sec, "fraction": sec / cont if cont else None}
     report = {"load": load_rep.to_dict(), "audio_files": len(paths), "audio_checks": audio_rep,
               "audio_files_without_moments": sorted(on_disk - set(paths) - set(audio_rep["videos_without_audio"])
                                                     - {u["video"] for u in audio_rep["videos_undecodable"]}),
+              "provenance": provenance is not None,
+              "replay_overlap": overlap if overlap is not None else
+              "unknown: no provenance.json (real recordings); replays cannot be located",
               "segments": seg_rep, "duration_matched": dm_rep, "counts": counts}
     return table, report
 
@@ -163,10 +209,16 @@ def read_window(path: str | Path, start: float, end: float) -> tuple[np.ndarray,
     -------
     audio : (n,) float32. sample_rate : int.
     """
+    with AudioReader(path) as reader:
+        return _read_checked(reader, start, end)
+
+
+def _read_checked(reader: AudioReader, start: float, end: float) -> tuple[np.ndarray, int]:
+    """``reader.read`` with decoding problems raised as :class:`UndecodableAudio` naming file and window."""
+    path = reader.path
     try:
-        with AudioReader(path) as reader:
-            x, sr = reader.read(start, end)
-    except AudioDecodeError as e:  # e.g. a damaged FLAC ("lost sync")
+        x, sr = reader.read(start, end)
+    except AudioDecodeError as e:  # a damaged stream (FFmpeg conceals it; audio_io detects it)
         raise UndecodableAudio(f"{path}: cannot decode window [{start:.3f}, {end:.3f}] s ({_reason(e, path)})") from None
     expected = int(round(end * sr)) - int(round(start * sr))
     if len(x) < expected:
@@ -193,7 +245,7 @@ def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model,
                 if reader is not None:
                     reader.close()
                 reader = AudioReader(audio[row.video_id])
-            x, sr = reader.read(row.start, row.end)
+            x, sr = _read_checked(reader, row.start, row.end)
             if loudness is not None:
                 x = loudness(x, sr)
             yield row.segment_id, model.timestamp_embeddings(x, sr)[0]
@@ -251,8 +303,9 @@ class PooledEmbeddings:
 
 
 def read_segment_table(path: str | Path) -> pd.DataFrame:
-    t = pd.read_csv(path, dtype={"segment_id": str, "video_id": str, "teacher": str, "moment_id": str,
-                                 "musical_dimension": str}, keep_default_na=False, na_values={"start": [""]})
+    t = pd.read_csv(path, dtype={"segment_id": str, "video_id": str, "student": str, "teacher": str,
+                                 "moment_id": str, "musical_dimension": str}, keep_default_na=False,
+                    na_values={"start": [""]})
     missing = sorted(set(SEGMENT_COLUMNS) - set(t.columns))
     if missing:
         raise ValueError(f"{path}: segment table lacks columns {missing}")

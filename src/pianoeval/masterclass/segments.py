@@ -29,11 +29,17 @@ in the report returned by :func:`build_segments` (key in brackets):
       STOP window, feedback window or other CONTINUE;
    c. starting at/after the audio end -> dropped [``cont_dropped_after_audio_end``]; ending after it
       -> clamped [``cont_clamped``];
-   d. shorter than ``min_continue_duration`` -> dropped [``cont_dropped_too_short``].
+   d. replayed playing is cut out: after a stop the student usually plays the stopped passage again,
+      and that audio is the STOP performance, not playing the teacher let pass. Spans known to be
+      replays (``replays``: from ``provenance.json`` of simulated sessions, the replayed performance
+      with its release tail) are removed from the window [``cont_cut_by_replay`` windows,
+      ``cont_replay_seconds_removed``]; each remaining part is a window of its own;
+   e. shorter than ``min_continue_duration`` -> dropped [``cont_dropped_too_short``].
 
 Segment ids depend only on video, label and (rounded-to-ms) times, so they do not depend on input
-order. :func:`duration_matched` then cuts CONTINUE windows into STOP-length pieces so that segment
-length cannot explain the label.
+order. :func:`duration_matched` then carves from the CONTINUE windows one piece per STOP window with
+exactly its duration, in the same video, so that neither segment length nor the class balance of a
+video can explain the label.
 """
 
 from __future__ import annotations
@@ -108,9 +114,39 @@ def _new_report(moments: Sequence[Moment], videos: Iterable[str]) -> dict:
         "duplicates_dropped stop_dropped_too_short stop_dropped_after_audio_end stop_clamped "
         "stop_dropped_too_short_after_clamp stop_trimmed_overlap stop_dropped_overlap cont_negative_gap "
         "cont_shrunk_by_other_moments cont_dropped_by_other_moments cont_dropped_after_audio_end "
-        "cont_clamped cont_dropped_too_short"
+        "cont_clamped cont_cut_by_replay cont_replay_seconds_removed cont_dropped_too_short"
     ).split()
     return {"n_moments": len(moments), "n_videos": len(set(videos)), **{k: 0 for k in keys}}
+
+
+def subtract_spans(start: float, end: float, spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The parts of ``[start, end]`` outside every span (spans may overlap and come in any order)."""
+    parts = [(start, end)]
+    for a, b in sorted(spans):
+        nxt = []
+        for s, e in parts:
+            if b <= s + _EPS or a >= e - _EPS:
+                nxt.append((s, e))
+                continue
+            if a > s + _EPS:
+                nxt.append((s, a))
+            if b < e - _EPS:
+                nxt.append((b, e))
+        parts = nxt
+    return parts
+
+
+def overlap_seconds(segments: Sequence[Segment], spans: Mapping[str, Sequence[tuple[float, float]]],
+                    label: int = CONTINUE) -> float:
+    """Seconds of the ``label`` windows (default CONTINUE) that lie inside any span of their video
+    (overlapping spans counted once)."""
+    total = 0.0
+    for seg in segments:
+        if seg.label != label:
+            continue
+        kept = sum(e - s for s, e in subtract_spans(seg.start, seg.end, spans.get(seg.video_id, ())))
+        total += seg.duration - kept
+    return total
 
 
 def _stop_segments(ms: list[Moment], audio_dur: float, min_stop: float, rep: dict) -> list[Segment]:
@@ -141,7 +177,8 @@ def _stop_segments(ms: list[Moment], audio_dur: float, min_stop: float, rep: dic
     return out
 
 
-def _continue_segments(ms: list[Moment], audio_dur: float, min_cont: float, rep: dict) -> list[Segment]:
+def _continue_segments(ms: list[Moment], audio_dur: float, min_cont: float, rep: dict,
+                       replays: Sequence[tuple[float, float]] = ()) -> list[Segment]:
     out: list[Segment] = []
     # Latest time touched by moments <= i, earliest time touched by moments > i.
     after = np.maximum.accumulate([max(m.feedback_end, m.stop_timestamp) for m in ms])
@@ -164,10 +201,15 @@ def _continue_segments(ms: list[Moment], audio_dur: float, min_cont: float, rep:
         if end > audio_dur:
             rep["cont_clamped"] += 1
             end = audio_dur
-        if end - start < min_cont:
-            rep["cont_dropped_too_short"] += 1
-            continue
-        out.append(_segment(ms[i].video_id, ms[i].teacher, CONTINUE, start, end))
+        parts = subtract_spans(start, end, replays)
+        if parts != [(start, end)]:
+            rep["cont_cut_by_replay"] += 1
+            rep["cont_replay_seconds_removed"] += (end - start) - sum(b - a for a, b in parts)
+        for a, b in parts:
+            if b - a < min_cont:
+                rep["cont_dropped_too_short"] += 1
+                continue
+            out.append(_segment(ms[i].video_id, ms[i].teacher, CONTINUE, a, b))
     return out
 
 
@@ -187,6 +229,7 @@ def build_segments(
     durations: Mapping[str, float],
     min_continue_duration: float = 5.0,
     min_stop_duration: float = 1.0,
+    replays: Mapping[str, Sequence[tuple[float, float]]] | None = None,
 ) -> tuple[list[Segment], dict]:
     """Turn moments into labelled STOP/CONTINUE segments (rules in the module docstring).
 
@@ -195,6 +238,8 @@ def build_segments(
     moments : validated moments, any order.
     durations : video_id -> audio length in seconds; required for every video in ``moments``.
     min_continue_duration, min_stop_duration : shortest kept CONTINUE / STOP window, seconds.
+    replays : video_id -> [(start, end)] spans of replayed playing, cut out of CONTINUE windows
+        (rule 3d); None when unknown (real recordings without provenance).
 
     Returns
     -------
@@ -221,7 +266,7 @@ def build_segments(
         ms.sort(key=lambda m: (m.stop_timestamp, m.moment_id))
         dur = float(durations[video])
         segments += _stop_segments(ms, dur, min_stop_duration, rep)
-        segments += _continue_segments(ms, dur, min_continue_duration, rep)
+        segments += _continue_segments(ms, dur, min_continue_duration, rep, (replays or {}).get(video, ()))
     segments.sort(key=_sort_key)
     _check_unique(segments)
     stops = [s for s in segments if s.label == STOP]
@@ -235,35 +280,26 @@ def build_segments(
     return segments, rep
 
 
-def duration_matched(
-    segments: Sequence[Segment], seed: int = 0, match_bins: int | None = None, by_video: bool = False
-) -> tuple[list[Segment], dict]:
-    """Cut every CONTINUE window into consecutive pieces whose durations are STOP durations.
+def duration_matched(segments: Sequence[Segment], seed: int = 0) -> tuple[list[Segment], dict]:
+    """Duration- and class-matched variant: one CONTINUE piece per STOP window, of exactly its length,
+    carved from the CONTINUE windows of the same video.
 
-    STOP segments are returned unchanged. Each CONTINUE window is walked from its start: a duration is
-    drawn uniformly from the empirical STOP durations (pooled over all videos); if it fits in what is
-    left of the window it becomes the next piece, otherwise the walk ends and the leftover is discarded
-    and counted. The first draw that does not fit ends the walk (rather than redrawing among durations
-    that fit), because redrawing would fill every window tail with short pieces and bias CONTINUE
-    towards short durations; still, windows shorter than the long STOP durations can only host short
-    pieces, so the report gives both duration summaries and their Kolmogorov-Smirnov distance.
+    Per video, STOP windows are taken longest first; each gets a piece ``[t, t + d]`` placed uniformly
+    at random among all positions where it fits inside the video's still unused CONTINUE time (a
+    window is chosen with probability proportional to its free room, then the offset uniformly), and
+    that span is removed from the free time. A STOP window for which no free CONTINUE stretch is long
+    enough is left out of this variant (counted; it has no duration-matched partner). Result: in every
+    video the STOP and CONTINUE durations are the same multiset, so duration and the video's class
+    balance carry no information about the label (the flexible duration baseline must sit at chance).
 
-    ``by_video=True`` draws a window's durations from the STOP durations of its own video (a video
-    without kept STOP falls back to the pooled durations, counted): when pieces or tempi differ between
-    videos, pooled durations would leave duration informative within a video (short-segment pieces
-    dominate the pool and long-segment videos get short CONTINUE pieces).
-
-    ``match_bins=k`` additionally subsamples the pieces so that their proportions over the k STOP
-    duration quantile bins equal the STOP proportions (as many pieces as possible kept; drops counted).
-
-    Draws for a window come from a generator seeded with ``(seed, crc32(window id))``, so the output is
-    deterministic, independent of input order, and one window's pieces do not depend on other windows.
-    Piece ids are derived from their times like any segment id.
+    Draws for a video come from a generator seeded with ``(seed, crc32(video id))``: deterministic,
+    independent of input order and of other videos. Piece ids are derived from their times like any
+    segment id; a piece keeps the teacher of its window.
 
     Returns
     -------
-    segments : STOP segments and CONTINUE pieces, sorted by ``(video_id, start)``.
-    report : counts and seconds in/out, leftovers, STOP vs CONTINUE duration summaries and KS distance.
+    segments : matched STOP segments and their CONTINUE pieces, sorted by ``(video_id, start)``.
+    report : counts in/out, unmatched STOP windows, seconds used, duration summaries and KS distance.
     """
     from scipy.stats import ks_2samp
 
@@ -271,72 +307,52 @@ def duration_matched(
     conts = sorted((s for s in segments if s.label == CONTINUE), key=_sort_key)
     if not stops:
         raise ValueError("duration_matched: no STOP segments to take durations from")
-    pool = np.array([s.duration for s in stops])
-    if not pool.min() > 0:
-        raise ValueError(f"duration_matched: STOP durations must be > 0, shortest is {pool.min()}")
-    if by_video and match_bins:
-        raise ValueError("duration_matched: match_bins works on the pooled STOP durations; use it without by_video")
-    video_pool: dict[str, np.ndarray] = defaultdict(lambda: pool)
-    if by_video:
-        for v in {s.video_id for s in stops}:
-            video_pool[v] = np.array([s.duration for s in stops if s.video_id == v])
-    n_fallback = sum(1 for c in conts if by_video and c.video_id not in video_pool)
-    pieces: list[Segment] = []
-    drawn: list[float] = []  # the STOP duration each piece copies (piece.duration may differ by float noise)
-    n_left, left_seconds, n_unused = 0, 0.0, 0
+    if not min(s.duration for s in stops) > 0:
+        raise ValueError("duration_matched: STOP durations must be > 0")
+    by_video: dict[str, list[Segment]] = defaultdict(list)
     for c in conts:
-        rng = np.random.default_rng([seed, zlib.crc32(c.segment_id.encode())])
-        t, n_before = c.start, len(pieces)
-        own = video_pool[c.video_id]
-        while (d := float(own[rng.integers(own.size)])) <= c.end - t + _EPS:
-            end = min(t + d, c.end)  # absorb float overshoot of <= _EPS
-            pieces.append(replace(c, segment_id=make_segment_id(c.video_id, CONTINUE, t, end),
-                                  start=t, end=end, duration=end - t))
-            drawn.append(d)
-            t = end
-        if c.end - t > _EPS:
-            n_left += 1
-            left_seconds += c.end - t
-        n_unused += len(pieces) == n_before
-    n_pieces = len(pieces)
-    if match_bins:
-        pieces = _match_bins(pieces, np.array(drawn), pool, match_bins, seed)
-    out = sorted(stops + pieces, key=_sort_key)
+        by_video[c.video_id].append(c)
+    kept_stops: list[Segment] = []
+    pieces: list[Segment] = []
+    unmatched: dict[str, int] = {}
+    for video in sorted({s.video_id for s in stops}):
+        rng = np.random.default_rng([seed, zlib.crc32(video.encode())])
+        free = [(c.start, c.end, c) for c in by_video.get(video, [])]  # unused stretches + their window
+        mine = sorted((s for s in stops if s.video_id == video), key=lambda s: (-s.duration, s.start))
+        for stop in mine:
+            d = stop.duration
+            room = np.array([e - a - d for a, e, _ in free]) if free else np.zeros(0)
+            fits = np.flatnonzero(room >= -_EPS)
+            if fits.size == 0:
+                unmatched[video] = unmatched.get(video, 0) + 1
+                continue
+            weight = np.maximum(room[fits], 0.0) + 1e-6  # a stretch of exactly d can still be chosen
+            j = int(fits[rng.choice(fits.size, p=weight / weight.sum())])
+            a, e, window = free.pop(j)
+            t = a + float(rng.uniform(0.0, max(e - a - d, 0.0)))
+            end = min(t + d, e)
+            pieces.append(replace(window, segment_id=make_segment_id(video, CONTINUE, t, end), start=t, end=end,
+                                  duration=end - t))
+            free += [(x, y, window) for x, y in ((a, t), (end, e)) if y - x > _EPS]
+            kept_stops.append(stop)
+    out = sorted(kept_stops + pieces, key=_sort_key)
     _check_unique(out)
-    cd = np.array([p.duration for p in pieces])
+    sd = np.round([s.duration for s in kept_stops], 6)  # a piece's end - start differs by float noise
+    cd = np.round([p.duration for p in pieces], 6)
     report = {
-        "by_video": bool(by_video),
-        "n_windows_pooled_fallback": n_fallback,
-        "n_stop": len(stops),
+        "rule": "one CONTINUE piece per STOP window, same video, same duration, placed at random in unused "
+                "CONTINUE time; STOP windows without room are left out",
+        "n_stop_in": len(stops),
+        "n_stop_matched": len(kept_stops),
+        "n_stop_unmatched_dropped": len(stops) - len(kept_stops),
+        "unmatched_by_video": dict(sorted(unmatched.items())),
         "n_continue_windows_in": len(conts),
-        "n_continue_pieces": n_pieces,
-        "n_dropped_bin_matching": n_pieces - len(pieces),
         "n_continue_out": len(pieces),
-        "n_windows_unused": n_unused,
-        "n_leftover_discarded": n_left,
+        "n_videos": len({s.video_id for s in kept_stops}),
         "continue_seconds_in": sum(c.duration for c in conts),
         "continue_seconds_out": float(cd.sum()),
-        "leftover_seconds_discarded": left_seconds,
-        "stop_duration_mean": float(pool.mean()),
-        "stop_duration_median": float(np.median(pool)),
-        "continue_duration_mean": float(cd.mean()) if cd.size else None,
+        "stop_duration_median": float(np.median(sd)) if sd.size else None,
         "continue_duration_median": float(np.median(cd)) if cd.size else None,
-        "duration_ks_statistic": float(ks_2samp(pool, cd).statistic) if cd.size else None,
+        "duration_ks_statistic": float(ks_2samp(sd, cd).statistic) if cd.size else None,
     }
     return out, report
-
-
-def _match_bins(pieces: list[Segment], drawn: np.ndarray, pool: np.ndarray, k: int, seed: int) -> list[Segment]:
-    """Subsample pieces so their STOP-quantile-bin proportions equal those of the STOP durations."""
-    if k < 1:
-        raise ValueError(f"match_bins must be >= 1, got {k}")
-    inner = np.quantile(pool, np.linspace(0, 1, k + 1)[1:-1])
-    target = np.bincount(np.searchsorted(inner, pool, side="right"), minlength=k) / pool.size
-    piece_bin = np.searchsorted(inner, drawn, side="right")
-    have = np.bincount(piece_bin, minlength=k)
-    used = target > 0
-    scale = float(np.min(have[used] / target[used])) if pieces else 0.0
-    want = np.floor(scale * target + 1e-9).astype(int)
-    rng = np.random.default_rng([seed, k])
-    keep = np.concatenate([rng.choice(np.flatnonzero(piece_bin == b), want[b], replace=False) for b in range(k)])
-    return [pieces[i] for i in np.sort(keep).astype(int)]

@@ -3,15 +3,19 @@
 No masterclass audio ships with the project, so sessions are built from the rendered PercePiano
 performances:
 
-* a **session** (one "video") is one pianist's segments of one work played in order (``work`` +
-  ``player`` of labels.csv, ordered by ``segment``, the first ones up to a length cap); score renditions are
-  not students;
+* a **session** (one "video") is a run of consecutive segments of one work by one pianist (``work`` +
+  ``player`` of labels.csv, ordered by ``segment``, cut into chunks within the length caps); score
+  renditions are not students, and a piece cut at two lengths (Schubert D960: 8 and 16 bars, the same
+  playing) only supplies sessions from its shortest cut, so no two sessions hold the same playing;
 * a **teacher** weights the 8 dimension categories (:data:`pianoeval.dimensions.CATEGORIES`); after
   each segment it computes ``score = sum_c w_c z_c`` where ``z_c`` is the segment's category-mean
-  crowd rating standardised within its piece (over every labeled non-score performance of that
-  piece in labels.csv) and ``w`` is normalised to sum 1, and stops when
-  ``score + N(0, noise_sd) < threshold``. ``musical_dimension`` is the category with the most
-  negative ``w_c z_c``. A ``stop_probability`` teacher stops at random (the negative control);
+  crowd rating standardised within its **passage** (same piece, cut length and segment number: the
+  ratings are passage-relative) over every labeled non-score performance of that passage in
+  labels.csv, and ``w`` is normalised to sum 1, and stops when ``score + N(0, noise_sd) < threshold``.
+  ``musical_dimension`` is the category with the most negative ``w_c z_c``. A ``stop_probability``
+  teacher stops at random (the negative control). The teachers stop on the crowd ratings by
+  construction, so the simulation validates the pipeline (can it recover a known stopping rule?);
+  it is no evidence about real teachers;
 * performances are played continuously: leading silence is trimmed and each performance starts at
   the previous one's last note-off, under its release tail (the audio store's ``tail_seconds``);
 * a stop interrupts the student shortly after the judged performance (who has gone on into the
@@ -41,11 +45,14 @@ import soundfile as sf
 
 from pianoeval.dimensions import CATEGORIES
 from pianoeval.io import write_json
+from pianoeval.labels import passage_ids
 from pianoeval.masterclass.moments import MOMENTS_FILE, PROVENANCE_FILE, Moment, write_moments
+from pianoeval.masterclass.oracle import passage_z
 from pianoeval.masterclass.speech import synth_speech
 from pianoeval.scratch import temp_path
 
 CATEGORY_NAMES: tuple[str, ...] = tuple(CATEGORIES)
+N_VOICES = 6  # speech clips the feedback is cut from
 EXTRACTED_AT = "2025-01-01T00:00:00Z"  # fixed: the output must not depend on when it was made
 TEACHER_NAME = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 
@@ -116,26 +123,29 @@ def parse_teachers(cfg: dict) -> list[Teacher]:
 
 
 def category_z_scores(labels: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Within-piece z-scores of the category-mean crowd ratings.
+    """Within-passage z-scores of the category-mean crowd ratings.
+
+    A passage is the same piece, cut length and segment number (:func:`pianoeval.labels.passage_ids`):
+    PercePiano's ratings are relative to the passage, so a teacher compares a performance with the
+    other performances of the same music.
 
     Parameters
     ----------
-    labels : labels table (columns key, piece, is_score, labeled, mean_<dim>...).
+    labels : labels table (columns key, piece, bars, segment, is_score, labeled, mean_<dim>...).
 
     Returns
     -------
     z : DataFrame indexed by key (labeled non-score rows), one column per category (8).
-    report : counts; a piece whose category has zero spread gets z = 0 there (counted).
+    report : counts; a passage whose category has zero spread (e.g. a single performance) gets z = 0
+        there (counted in cells).
     """
     lab = labels[labels["labeled"].astype(bool) & ~labels["is_score"].astype(bool)]
     cat = pd.DataFrame({c: lab[[f"mean_{d}" for d in dims]].mean(axis=1).to_numpy()
                         for c, dims in CATEGORIES.items()}, index=lab["key"].to_numpy())
-    g = cat.groupby(lab["piece"].to_numpy())
-    sd = g.transform(lambda s: s.std(ddof=0))
-    z = (cat - g.transform("mean")) / sd.where(sd > 0)
-    zero = int(z.isna().to_numpy().sum())
-    return z.fillna(0.0), {"n_rated_performances": len(lab), "n_pieces": int(lab["piece"].nunique()),
-                           "zero_spread_cells": zero}
+    passage = passage_ids(lab)
+    z, zero = passage_z(cat, passage)
+    return z, {"n_rated_performances": len(lab), "n_passages": int(np.unique(passage).size),
+               "zero_spread_cells": zero}
 
 
 def decide(teacher: Teacher, z: np.ndarray, rng: np.random.Generator) -> dict:
@@ -166,18 +176,37 @@ def decide(teacher: Teacher, z: np.ndarray, rng: np.random.Generator) -> dict:
     return {"stop": stop, "score": score, "noise": noise, "dimension": order[:, 0], "secondary": secondary}
 
 
+def _chunks(durations: list[float], max_segments: int, max_play_seconds: float) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) runs, each as long as possible within both caps (a segment longer
+    than ``max_play_seconds`` on its own starts and ends a run of one)."""
+    out, start = [], 0
+    while start < len(durations):
+        stop, total = start, 0.0
+        while stop < len(durations) and stop - start < max_segments and (
+                stop == start or total + durations[stop] <= max_play_seconds):
+            total += durations[stop]
+            stop += 1
+        out.append((start, stop))
+        start = stop
+    return out
+
+
 def eligible_sessions(labels: pd.DataFrame, durations: dict[str, float], min_segments: int, max_segments: int,
                       max_play_seconds: float) -> tuple[list[dict], dict]:
-    """(work, player) groups of non-score performances usable as sessions.
+    """Sessions available from the (work, player) groups of non-score performances.
 
-    A session keeps the first segments of the group, in order, while there are at most
-    ``max_segments`` of them lasting at most ``max_play_seconds`` together (bounds the audio size).
-    A group is excluded (and counted) when any of its performances is unlabeled or missing from the
-    audio store (``durations``: key -> seconds), or when fewer than ``min_segments`` segments fit.
+    A group's segments, in order, are cut into consecutive chunks of at most ``max_segments``
+    segments lasting at most ``max_play_seconds`` together (bounds the audio size); each chunk with
+    at least ``min_segments`` segments is a candidate session (shorter chunks are counted). A group
+    is excluded (and counted) when any of its performances is unlabeled or missing from the audio
+    store (``durations``: key -> seconds), or when its piece is also cut at a shorter length (the
+    16-bar Schubert D960 files replay the 8-bar files' playing: two such sessions would hold the
+    same audio).
     """
     perf = labels[~labels["is_score"].astype(bool)].sort_values(["work", "player", "segment"])
+    shortest = perf.groupby("piece")["bars"].min()
     groups, rep = [], {"groups": 0, "excluded_unlabeled": 0, "excluded_missing_audio": 0,
-                       "excluded_too_few_segments": 0}
+                       "excluded_overlapping_cut": 0, "chunks": 0, "chunks_too_few_segments": 0}
     for (work, player), g in perf.groupby(["work", "player"], sort=True):
         rep["groups"] += 1
         if not g["labeled"].astype(bool).all():
@@ -186,30 +215,36 @@ def eligible_sessions(labels: pd.DataFrame, durations: dict[str, float], min_seg
         if not set(g["key"]) <= set(durations):
             rep["excluded_missing_audio"] += 1
             continue
-        cum = np.cumsum([durations[k] for k in g["key"]])
-        n = min(max_segments, int(np.searchsorted(cum, max_play_seconds, side="right")))
-        if n < min_segments:
-            rep["excluded_too_few_segments"] += 1
+        if (g["bars"].to_numpy() > shortest.loc[g["piece"]].to_numpy()).any():
+            rep["excluded_overlapping_cut"] += 1
             continue
-        g = g.iloc[:n]
-        groups.append({"work": str(work), "player": str(player), "pianist_id": int(g["pianist_id"].iloc[0]),
-                       "keys": g["key"].tolist(), "segment": g["segment"].astype(int).tolist(),
-                       "bars": int(g["bars"].iloc[0])})
+        for a, b in _chunks([durations[k] for k in g["key"]], max_segments, max_play_seconds):
+            rep["chunks"] += 1
+            if b - a < min_segments:
+                rep["chunks_too_few_segments"] += 1
+                continue
+            c = g.iloc[a:b]
+            groups.append({"work": str(work), "player": str(player), "pianist_id": int(c["pianist_id"].iloc[0]),
+                           "keys": c["key"].tolist(), "segment": c["segment"].astype(int).tolist(),
+                           "bars": int(c["bars"].iloc[0])})
     rep["eligible"] = len(groups)
     return groups, rep
 
 
 def select_sessions(groups: list[dict], n: int, seed: int) -> list[dict]:
-    """Seeded choice of ``n`` groups, preferring pianists not chosen yet (fewer repeats of a student)."""
+    """Seeded choice of ``n`` candidate sessions spreading the pianists: in rounds over a random order,
+    each round takes at most one session per pianist (every pianist gets a first session before any
+    gets a second)."""
     if n > len(groups):
-        raise ValueError(f"masterclass_simulate: {n} sessions requested but only {len(groups)} eligible groups")
-    order = np.random.default_rng(seed).permutation(len(groups))
-    chosen, seen = [], set()
-    for i in order:
-        if groups[i]["pianist_id"] not in seen:
-            chosen.append(int(i))
-            seen.add(groups[i]["pianist_id"])
-    chosen += [int(i) for i in order if int(i) not in chosen]
+        raise ValueError(f"masterclass_simulate: {n} sessions requested but only {len(groups)} eligible sessions")
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(groups))]
+    chosen: list[int] = []
+    while len(chosen) < n:
+        seen: set[int] = set()
+        for i in order:
+            if i not in chosen and groups[i]["pianist_id"] not in seen:
+                chosen.append(i)
+                seen.add(groups[i]["pianist_id"])
     return [groups[i] for i in chosen[:n]]
 
 
@@ -318,6 +353,10 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
     sr = int(store.sample_rate)
     tail_n = int(round(float(store.meta.get("tail_seconds", 0.0)) * sr))  # the renderer's release tail
     react, fade = int(0.3 * sr), int(0.05 * sr)  # the student stops 0.3 s after the stop, over 50 ms
+    # The teacher's voice: a few speech clips of the longest feedback length, synthesised once; each
+    # feedback is the seeded choice of one clip, cut to its seeded length (the talk is never inside a
+    # STOP or CONTINUE window, so a pool of voices is enough and saves most of the synthesis time).
+    voices = [synth_speech(hi, sr, [seed, v], speech_rms_dbfs) for v in range(N_VOICES)]
     out_dir = Path(out_dir)
     tmp = temp_path(out_dir)  # in the stage's scratch folder: a killed run leaves nothing beside out_dir
     tmp.mkdir(parents=True)
@@ -361,8 +400,8 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
                 stop_t = min(stop_t, audio_end)
             tl.cursor = max(tl.cursor, int(round(stop_t * sr)) + react)
             tl.silence(pause_seconds)
-            fb_start, _ = tl.add(synth_speech(float(rng.uniform(lo, hi)), sr,
-                                              [seed, zlib.crc32(f"{vid}:{k}".encode())], speech_rms_dbfs))
+            fb_len = int(round(float(rng.uniform(lo, hi)) * sr))
+            fb_start, _ = tl.add(_fade_out(voices[int(rng.integers(len(voices)))][:fb_len], fade))
             tl.silence(pause_seconds)
             r_start, r_audio_end = tl.add(audio)
             entry(k, "replay", r_start, r_audio_end - tail / sr, r_audio_end)
@@ -374,7 +413,10 @@ def simulate_masterclasses(labels: pd.DataFrame, store, teachers: list[Teacher],
             prev_fb_end = fb_end
         tl.silence(lead_seconds)
         audio = tl.render()
-        audio += (10 ** (noise_floor_dbfs / 20) * rng.standard_normal(audio.size)).astype(np.float32)
+        # Room noise under everything (no digital silence marks a boundary): one seeded second of noise
+        # per session, tiled, at the noise floor (inaudible; ~1 LSB at -90 dBFS).
+        noise = np.float32(10 ** (noise_floor_dbfs / 20)) * rng.standard_normal(sr, dtype=np.float32)
+        audio += np.resize(noise, audio.size)
         _write_flac(tmp / f"{vid}.flac", audio, sr)
         total_seconds += audio.size / sr
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from ..extractors import load_model
 from ..io import load_params, write_json
 from ..masterclass.features import embed_segments, read_segment_table
 
 
 def main() -> None:
+    # One torch thread: with two, the float results (and the store's bytes) changed with the machine's
+    # load between otherwise identical runs; one thread gives the same bytes every time (measured).
+    torch.set_num_threads(1)
     p = load_params("masterclass_embed")
     ex = load_params("extract")
     input_dir = load_params("masterclass_segments")["input_dir"]

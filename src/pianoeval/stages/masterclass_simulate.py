@@ -25,9 +25,10 @@ def main() -> None:
     g = report["session_groups"]
     print(f"masterclass_simulate: {report['n_sessions']} sessions ({report['n_pianists']} pianists, "
           f"{report['audio_seconds'] / 60:.0f} min audio), {report['n_moments']} moments from "
-          f"{report['n_teachers']} teachers; {g['eligible']}/{g['groups']} (work, player) groups eligible "
-          f"({g['excluded_too_few_segments']} too short, {g['excluded_unlabeled']} unlabeled, "
-          f"{g['excluded_missing_audio']} missing audio)")
+          f"{report['n_teachers']} teachers; {g['eligible']} candidate sessions from {g['groups']} (work, player) "
+          f"groups ({g['excluded_overlapping_cut']} groups of a longer cut of the same playing, "
+          f"{g['excluded_unlabeled']} unlabeled, {g['excluded_missing_audio']} missing audio excluded; "
+          f"{g['chunks_too_few_segments']} chunks shorter than min_segments)")
 
 
 if __name__ == "__main__":

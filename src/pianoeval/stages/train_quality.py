@@ -14,11 +14,14 @@ from threadpoolctl import threadpool_limits
 from ..dimensions import DIMENSIONS, MEAN_COLUMNS
 from ..embedding_store import EmbeddingStore
 from ..io import load_params, write_json
-from ..labels import SPLITS, load_labels, load_splits
+from ..labels import SPLITS, load_labels, load_splits, passage_ids
 from ..models.quality_mlp import save_checkpoint
 from ..plots import bar_chart_per_dimension
-from ..quality import cross_validate_mlp, cross_validate_ridge
+from ..quality import cross_validate_mlp, cross_validate_ridge, passage_mean_oof
 from ..regression_metrics import summarize_regression
+from ..stats import group_sums, holm_family, sign_flip_test
+
+MODELS = ("mlp", "ridge", "blend")
 
 
 def main() -> None:
@@ -34,8 +37,8 @@ def run(p: dict) -> None:
     store = EmbeddingStore(p["embeddings"])
     # Segments the render stage skipped (on_bad_midi=skip) have no embedding: counted, not hidden.
     missing = [k for k in splits["keys"] if k not in store]
+    keep = np.array([k in store for k in splits["keys"]])
     if missing:
-        keep = np.array([k in store for k in splits["keys"]])
         splits = {**splits, "keys": [k for k, m in zip(splits["keys"], keep) if m],
                   "folds": {s: [f for f, m in zip(v, keep) if m] for s, v in splits["folds"].items()}}
     print(f"train_quality: {len(splits['keys'])} labeled segments, {len(missing)} excluded (no embedding: "
@@ -44,14 +47,17 @@ def run(p: dict) -> None:
     X = store.pooled(splits["keys"]).astype(np.float64)
     Y = table[list(MEAN_COLUMNS)].to_numpy(np.float64)
     pieces = table["piece"].to_numpy()
-    # The inner validation split (early stopping) and ridge's inner CV group like the outer split.
+    passages = passage_ids(table.reset_index())
+    # The inner validation split (early stopping) and ridge's inner CV group like the outer split; the
+    # segment split's groups hold the overlapping 8-/16-bar cuts of one player (labels.overlap_groups).
     inner_groups = {"pianist": table["pianist_id"].to_numpy(), "piece": pieces,
-                    "segment": np.arange(len(Y))}
+                    "segment": np.asarray(splits["groups"]["segment"])[keep]}
     seeds = [p["seed"] + i for i in range(p["n_seeds"])]
+    n_perm = int(p["n_perm"])
 
     metrics: dict = {"n": len(Y), "excluded_no_embedding": len(missing), "default_split": p["default_split"],
-                     "extractor": store.extractor}
-    oof_frames, plot_rows = [], []
+                     "extractor": store.extractor, "n_passages": int(np.unique(passages).size)}
+    oof_frames, plot_rows, raw_p = [], [], {}
     ckpt_dir = Path(p["checkpoints"])
     for split in SPLITS:
         folds = np.asarray(splits["folds"][split])
@@ -59,19 +65,37 @@ def run(p: dict) -> None:
         mlp_oof, fold_results = cross_validate_mlp(X, Y, folds, inner_groups[split], p["mlp"], seeds,
                                                    p["val_fraction"])
         t_mlp = time.perf_counter() - t0
-        ridge_groups = None if split == "segment" else inner_groups[split]
-        ridge_oof = cross_validate_ridge(X, Y, folds, ridge_groups, p["ridge"]["alphas"],
+        ridge_oof = cross_validate_ridge(X, Y, folds, inner_groups[split], p["ridge"]["alphas"],
                                          p["ridge"]["inner_folds"], p["seed"])
         # The blend's weight is fixed in params, never tuned on these out-of-fold predictions.
         w = p["blend_mlp_weight"]
         blend_oof = w * mlp_oof + (1 - w) * ridge_oof
+        # No audio at all: the passage's mean rating among the training pianists (42% of the label
+        # variance lies between passages); every model is reported beside it.
+        base_oof, base_rep = passage_mean_oof(Y, folds, passages, pieces)
+        base = summarize_regression(Y, base_oof, DIMENSIONS, fold_ids=folds, groups=pieces, passages=passages)
+        metrics.setdefault("passage_mean", {})[split] = {**base, "rows_by_rule": base_rep}
+        base_loss = (Y - base_oof) ** 2
         for model, oof in (("mlp", mlp_oof), ("ridge", ridge_oof), ("blend", blend_oof)):
-            summary = summarize_regression(Y, oof, DIMENSIONS, fold_ids=folds, groups=pieces)
+            summary = summarize_regression(Y, oof, DIMENSIONS, fold_ids=folds, groups=pieces, passages=passages)
+            # Does the model beat the passage baseline? Sign flips of per-group loss differences, the
+            # groups of the outer split (pianists / overlap groups / pieces) as the exchangeable units.
+            test = sign_flip_test(group_sums(base_loss - (Y - oof) ** 2, inner_groups[split]), n_perm=n_perm,
+                                  seed=p["seed"])
+            summary["vs_passage_mean"] = {"r2_gain": summary["r2_mean"] - base["r2_mean"], "p": test["p"],
+                                          "n_groups": test["n_groups"], "n_perm": n_perm}
+            raw_p[(model, split)] = test["p"]
             metrics.setdefault(model, {})[split] = summary
             plot_rows += [{"dimension": d, "model": model, "split": split, "r2": summary["r2"][d]} for d in DIMENSIONS]
+        plot_rows += [{"dimension": d, "model": "passage_mean", "split": split, "r2": base["r2"][d]}
+                      for d in DIMENSIONS]
         metrics["mlp"][split]["best_epoch_mean"] = float(np.mean([e for r in fold_results for e in r.best_epochs]))
-        print(f"train_quality[{split}]: MLP R2 {metrics['mlp'][split]['r2_mean']:.3f} ({t_mlp:.0f} s), "
-              f"ridge R2 {metrics['ridge'][split]['r2_mean']:.3f}, blend R2 {metrics['blend'][split]['r2_mean']:.3f}")
+        print(f"train_quality[{split}]: R2 MLP {metrics['mlp'][split]['r2_mean']:.3f} ({t_mlp:.0f} s), "
+              f"ridge {metrics['ridge'][split]['r2_mean']:.3f}, blend {metrics['blend'][split]['r2_mean']:.3f}, "
+              f"passage mean (no audio) {base['r2_mean']:.3f}; within-passage R2 MLP "
+              f"{metrics['mlp'][split]['within_passage']['r2_mean']:.3f}, ranking within passage "
+              f"{metrics['mlp'][split]['within_passage']['ranking_accuracy_mean']:.3f}; "
+              f"{base_rep['n_piece_fallback'] + base_rep['n_global_fallback']} rows without a training passage")
         oof_frames.append(pd.DataFrame({"key": splits["keys"], "split": split, "fold": folds,
                                         **{f"pred_{d}": mlp_oof[:, j] for j, d in enumerate(DIMENSIONS)}}))
         if split == p["default_split"]:
@@ -88,6 +112,10 @@ def run(p: dict) -> None:
                         "train_players": sorted(set(table.loc[train_keys, "player"])),
                         "n_train": len(train_keys)})
 
+    # The stage's p-value family: every model against the passage baseline on every split (Holm).
+    holm = holm_family({f"{m}.{s}": v for (m, s), v in raw_p.items()})
+    for (model, split) in raw_p:
+        metrics[model][split]["vs_passage_mean"]["p_holm"] = holm[f"{model}.{split}"]
     pd.concat(oof_frames).to_csv(p["oof"], index=False, float_format="%.6f")
     write_json("metrics/quality.json", metrics)
     plot_df = pd.DataFrame(plot_rows)
