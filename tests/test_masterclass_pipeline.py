@@ -101,7 +101,7 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    ex_params = load_model("logmel", **LOGMEL).params()
+    ex_params = load_model("logmel", **LOGMEL).identity()
     tiny_checkpoints(tmp_path / "ckpt", {"fold0": [1, 2], "fold1": [3]}, 2 * LOGMEL["n_mels"], ex_params)
 
     masterclass_segments.main()

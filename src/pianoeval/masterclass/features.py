@@ -110,7 +110,7 @@ def embed_segments(table: pd.DataFrame, input_dir: str | Path, out: str | Path, 
     windows = distinct_windows(table)
     audio = find_audio(input_dir, windows["video_id"].unique())
     summary = write_embedding_store(out, iter_window_embeddings(windows, audio, model), extractor=extractor,
-                                    extractor_params=model.params(), frame_rate=model.frame_rate, dtype=dtype)
+                                    extractor_params=model.identity(), frame_rate=model.frame_rate, dtype=dtype)
     summary["seconds"] = float((windows["end"] - windows["start"]).sum())
     return summary
 
