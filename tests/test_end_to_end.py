@@ -24,6 +24,10 @@ OVERRIDES = {
     ("train_quality", "mlp", "max_epochs"): 30,
     # Each player has 4 segments of the Beethoven work in this subset.
     ("masterclass_simulate", "min_segments"): 4,
+    # Basic Pitch on 2 windows per segment (the first and the last): the extract@logmel_bp and
+    # compare_extractors stages run, in seconds.
+    ("extract", "basic_pitch", "window_stride"): 8,
+    ("compare_extractors", "n_boot"): 100,
 }
 
 
