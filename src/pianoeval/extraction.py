@@ -40,7 +40,8 @@ class EngineConfig:
         if cfg.engine not in ("local", "ray"):
             raise ValueError(f"params extract.engine: expected local or ray, got {cfg.engine!r}")
         if cfg.engine == "ray" and not (cfg.ray_address in ("local", "auto") or cfg.ray_address.startswith("ray://")):
-            raise ValueError(f"params extract.ray_address: expected local, auto or ray://host:port, got {cfg.ray_address!r}")
+            raise ValueError(f"params extract.ray_address: expected local, auto or ray://host:port, "
+                             f"got {cfg.ray_address!r}")
         if cfg.ray_workers < 1 or cfg.ray_shard_size < 1:
             raise ValueError("params extract.ray_workers and extract.ray_shard_size must be >= 1")
         return cfg

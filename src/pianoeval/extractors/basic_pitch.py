@@ -79,7 +79,8 @@ class BasicPitch(Extractor):
         if bad or not outputs:
             raise ValueError(f"basic_pitch: outputs must be a non-empty subset of {list(OUTPUTS)}, got {list(outputs)}")
         if int(window_stride) < 1 or int(batch_size) < 1:
-            raise ValueError(f"basic_pitch: window_stride and batch_size must be >= 1, got {window_stride}, {batch_size}")
+            raise ValueError(f"basic_pitch: window_stride and batch_size must be >= 1, "
+                             f"got {window_stride}, {batch_size}")
         self.outputs = [o for o in OUTPUTS if o in outputs]
         self.window_stride, self.batch_size, self.threads = int(window_stride), int(batch_size), int(threads)
         self.model_path = Path(model_path) if model_path else default_model_path()

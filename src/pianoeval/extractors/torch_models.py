@@ -38,7 +38,8 @@ def check_layers(layers, default_layers, n_hidden: int, who: str) -> tuple[list[
     default_layers = list(layers) if default_layers is None else [int(i) for i in default_layers]
     bad = [i for i in layers if not 0 <= i < n_hidden]
     if bad or not layers or len(set(layers)) != len(layers):
-        raise ValueError(f"{who}: layers {layers} invalid for a model with {n_hidden} hidden states (0..{n_hidden - 1})")
+        raise ValueError(f"{who}: layers {layers} invalid for a model with {n_hidden} hidden states "
+                         f"(0..{n_hidden - 1})")
     missing = [i for i in default_layers if i not in layers]
     if missing or not default_layers:
         raise ValueError(f"{who}: default_layers {default_layers} must be a non-empty subset of layers {layers}")

@@ -66,7 +66,8 @@ def run(p: dict, ex: dict, ridge: dict) -> tuple[dict, list[dict]]:
         raise ValueError(f"params compare_extractors.reference: '{reference}' is not a row ({sorted(features)})")
 
     metrics: dict = {"n": len(keys), "excluded_no_embedding": int((~keep).sum()), "reference": reference,
-                     "probe": "ridge, per-dimension alpha by inner CV grouped like the outer split (train_quality.ridge)",
+                     "probe": "ridge, per-dimension alpha by inner CV grouped like the outer split "
+                              "(train_quality.ridge)",
                      "rows": {}, "baselines": {}}
     plot_rows = []
     for split in SPLITS:

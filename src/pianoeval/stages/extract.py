@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     p = load_params("extract")
     if len(argv) != 1:
-        raise SystemExit(f"usage: python -m pianoeval.stages.extract <name>, name in extract.extractors {p['extractors']}")
+        raise SystemExit(f"usage: python -m pianoeval.stages.extract <name>, "
+                         f"name in extract.extractors {p['extractors']}")
     name = argv[0]
     if name not in p["extractors"]:
         raise SystemExit(f"params.yaml: '{name}' is not in extract.extractors {p['extractors']}")
