@@ -65,6 +65,7 @@ class BasicPitch(Extractor):
     window_stride : run every k-th 2-s window only (1 = all windows).
     batch_size : windows per network call.
     threads : onnxruntime intra-op threads (0 = onnxruntime's default: one per physical core).
+    device : auto | cpu | cuda (cuda needs the onnxruntime-gpu build; auto takes it when present).
     model_path : an ONNX file with the same inputs/outputs (default: the vendored model).
     """
 
@@ -72,7 +73,7 @@ class BasicPitch(Extractor):
     frame_rate = SAMPLE_RATE / FFT_HOP
 
     def __init__(self, outputs=("contour", "note", "onset"), window_stride: int = 1, batch_size: int = 8,
-                 threads: int = 0, model_path: str | None = None):
+                 threads: int = 0, device: str = "auto", model_path: str | None = None):
         import onnxruntime as ort
 
         bad = [o for o in outputs if o not in OUTPUTS]
@@ -92,12 +93,19 @@ class BasicPitch(Extractor):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"basic_pitch: device must be auto, cpu or cuda, got {device!r}")
+        if device == "cuda" and not has_cuda:
+            raise RuntimeError("basic_pitch: device cuda needs onnxruntime-gpu (CUDAExecutionProvider not available)")
+        providers = (["CUDAExecutionProvider"] if device == "cuda" or (device == "auto" and has_cuda) else []) \
+            + ["CPUExecutionProvider"]
+        self._session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
         self._names = [OUTPUTS[o][0] for o in self.outputs]
         self.dim = sum(OUTPUTS[o][1] for o in self.outputs)
 
     def params(self) -> dict:
-        # threads and batch_size do not change the output (fixed-size batches): not identifying
+        # threads, batch_size and device do not change what is computed (fixed-size batches): not identifying
         return {"outputs": self.outputs, "window_stride": self.window_stride,
                 "model": self.model_path.name, "sample_rate": self.sample_rate}
 
