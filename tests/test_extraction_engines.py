@@ -38,7 +38,7 @@ def test_basic_pitch_finds_the_played_pitch_and_is_batch_invariant():
     assert len(frames) == int(6.0 * 22050 / 256) and times[1] == pytest.approx(1 / m.frame_rate)
     note = frames[:, 264:352].mean(0)
     assert note.argmax() == 48  # A4 = 27.5 Hz * 2^(48/12)
-    # A window's output does not depend on which windows share its batch (fixed-size padded batches).
+    # A window's output does not depend on which windows share its batch (onnxruntime CPU kernels).
     m8 = load_model("basic_pitch", threads=1, batch_size=8, cache=False)
     np.testing.assert_array_equal(m8.timestamp_embeddings(x, SR)[0], frames)
     # window_stride 2: every other 2-s window, times of the frames it kept
