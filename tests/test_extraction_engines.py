@@ -112,3 +112,22 @@ def test_ray_engine_writes_the_same_bytes_as_the_local_engine(tmp_path, monkeypa
     st = EmbeddingStore(tmp_path / "ray.safetensors")
     assert st.keys == [f"seg{i:02d}" for i in range(6)] and [p["name"] for p in st.parts] == ["logmel", "basic_pitch"]
     assert st.pooled(part="basic_pitch").shape == (6, 880)
+
+
+def test_concat_pools_each_member_over_its_own_frames(tmp_path):
+    backend, params = configured("logmel_bp", EXTRACT)
+    c = load_model(backend, **params)
+    x = chord(7.0, [262.0, 330.0])
+    lm = load_model("logmel", n_mels=32, deltas=True).timestamp_embeddings(x, SR)[0]
+    bp = load_model("basic_pitch", window_stride=2, batch_size=4, threads=1).timestamp_embeddings(x, SR)[0]
+    frames, pooled = c.store_embeddings(x, SR)
+    lm_p, bp_p = mean_std(lm), mean_std(bp)
+    # [means of log-mel (all its frames) and Basic Pitch (its windows) ‖ their stds]
+    np.testing.assert_allclose(pooled, np.concatenate([lm_p[:64], bp_p[:440], lm_p[64:], bp_p[440:]]), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(c.scene_embedding(x, SR), pooled)
+    write_embedding_store(tmp_path / "c.safetensors", [("a", frames, pooled)], extractor="logmel_bp",
+                          extractor_params=c.identity(), frame_rate=25.0, parts=c.parts())
+    st = EmbeddingStore(tmp_path / "c.safetensors")
+    np.testing.assert_allclose(st.pooled(part="logmel")[0], lm_p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(st.pooled(part="basic_pitch")[0], mean_std(bp), rtol=1e-5, atol=1e-6)

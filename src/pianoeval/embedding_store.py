@@ -5,7 +5,8 @@ Tensors
                    float16); multi-layer models keep a layer axis: L stored hidden states of one pass
     offsets        (N + 1,)   int64; segment i is frames[offsets[i]:offsets[i + 1]]
     pooled         (N, 2D)    float32 mean‖std of each segment's frames (multi-layer: of the mean over
-                   ``default_layers``): what most models consume
+                   ``default_layers``; concat: of each member over its own frames): what most models
+                   consume
     pooled_layers  (N, L, 2D) float32 mean‖std per stored layer (multi-layer stores only)
 Metadata (strings): keys (JSON list), extractor, extractor_params (JSON), frame_rate, dim; multi-layer
 stores add layers and default_layers (JSON lists of hidden-state indices); a ``concat`` store adds parts
@@ -54,7 +55,7 @@ def write_embedding_store(path: str | Path, items: Iterable[tuple[str, np.ndarra
                           extractor_params: dict, frame_rate: float, dtype: str = "float32",
                           layers: list[int] | None = None, default_layers: list[int] | None = None,
                           parts: list[dict] | None = None) -> dict:
-    """Write (key, frames) pairs to one store; returns a small summary dict.
+    """Write (key, frames) or (key, frames, pooled) items to one store; returns a small summary dict.
 
     frames : (T, D), or (T, L, D) when ``layers`` (L hidden-state indices) is given; then ``pooled`` is
     the mean‖std of the mean over ``default_layers`` (all stored layers if None).
@@ -67,8 +68,9 @@ def write_embedding_store(path: str | Path, items: Iterable[tuple[str, np.ndarra
             raise ValueError(f"embedding store: default_layers {missing} are not among the stored layers {layers}")
         sel = [list(layers).index(i) for i in default_layers]
     keys, chunks, pooled, pooled_layers, offsets = [], [], [], [], [0]
-    for key, frames in items:
-        frames = np.asarray(frames)
+    for item in items:
+        key, frames = item[0], np.asarray(item[1])
+        given = item[2] if len(item) > 2 else None  # an extractor's own pooled vector (concat)
         if multi and frames.ndim == 3 and frames.shape[1] != len(layers):
             raise ValueError(f"embedding store: segment '{key}' has {frames.shape[1]} layers, expected {len(layers)}")
         if frames.ndim == 3 and not multi:
@@ -85,7 +87,13 @@ def write_embedding_store(path: str | Path, items: Iterable[tuple[str, np.ndarra
             raise ValueError(f"embedding store: segment '{key}' has non-finite values")
         keys.append(key)
         chunks.append(frames.astype(dtype))
-        if multi:
+        if given is not None:
+            given = np.asarray(given, dtype=np.float32)
+            if multi or given.shape != (2 * frames.shape[-1],) or not np.isfinite(given).all():
+                raise ValueError(f"embedding store: segment '{key}' has a pooled vector of shape {given.shape}, "
+                                 f"need finite ({2 * frames.shape[-1]},) for a one-layer store")
+            pooled.append(given)
+        elif multi:
             pooled.append(_pool(frames[:, sel].mean(axis=1, dtype=np.float32)))
             pooled_layers.append(np.stack([_pool(frames[:, j]) for j in range(frames.shape[1])]))
         else:

@@ -55,7 +55,7 @@ def _local_items(audio_dir: str, model, progress_desc: str | None) -> Iterator[t
         if progress_desc:
             it = tqdm(it, total=len(store), desc=progress_desc, unit="seg", mininterval=2.0)
         for key, audio in it:
-            yield key, model.layer_embeddings(audio, store.sample_rate)
+            yield (key, *model.store_embeddings(audio, store.sample_rate))
 
 
 def _shards(audio_dir: str, size: int) -> Iterator[tuple[int, list[tuple[str, np.ndarray]]]]:
@@ -94,7 +94,7 @@ def _ray_items(audio_dir: str, backend: str, params: dict, cfg: EngineConfig,
 
             def embed(self, job):
                 sr, shard = job
-                return [(k, self.model.layer_embeddings(a, sr)) for k, a in shard]
+                return [(k, *self.model.store_embeddings(a, sr)) for k, a in shard]
 
         pool = ActorPool([EmbedActor.remote(backend, params) for _ in range(cfg.ray_workers)])
         results: list[tuple[str, np.ndarray]] = []

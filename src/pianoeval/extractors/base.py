@@ -120,6 +120,11 @@ class Extractor(ABC):
         """(n_samples,) -> (2D,) mean‖std pooled embedding."""
         return mean_std(self.timestamp_embeddings(audio, sample_rate)[0])
 
+    def store_embeddings(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """What an embedding store keeps of one clip: frames (T, L, D) and the pooled (2D,) vector, or
+        None to let the store pool the frames (mean‖std of the default layer combination)."""
+        return self.layer_embeddings(audio, sample_rate), None
+
     def params(self) -> dict:
         """What identifies this model's output."""
         return {}

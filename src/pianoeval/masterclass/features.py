@@ -96,11 +96,17 @@ def distinct_windows(table: pd.DataFrame) -> pd.DataFrame:
     return w.sort_values(["video_id", "start", "end"], kind="stable").reset_index(drop=True)
 
 
-def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (segment_id, frames (T, D)) for each window, via the extractor's own resampling."""
+def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model) -> Iterator[tuple]:
+    """Yield (segment_id, frames (T, D)[, pooled (2D,)]) for each window, via the extractor's own
+    resampling; pooled exactly as the T1 store of the same extractor pools (concat: per member)."""
     for row in windows.itertuples(index=False):
         x, sr = read_window(audio[row.video_id], row.start, row.end)
-        yield row.segment_id, model.timestamp_embeddings(x, sr)[0]
+        frames, pooled = model.store_embeddings(x, sr)
+        # one layer (the default combination) per window: the masterclass models read pooled vectors
+        if pooled is None:
+            yield row.segment_id, model.combine_layers(frames)
+        else:
+            yield row.segment_id, frames[:, 0], pooled
 
 
 def embed_segments(table: pd.DataFrame, input_dir: str | Path, out: str | Path, model, *, extractor: str,
