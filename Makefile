@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make test` also needs the dev extra (pytest, transformers, ray): its own stamp, so `make demo`
+# installs only the runtime dependencies.
+DEV_STAMP := $(VENV)/.installed-dev
 # Stages call `python`: put the venv first on PATH so dvc runs them with the project's interpreter.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-DEV_STAMP := $(VENV)/.installed-dev
 # `make review BASE=<git rev>`: diffs of params, metrics and plots between BASE and the work tree.
 BASE ?= HEAD
 REVIEW_DIR ?= review
@@ -55,7 +57,7 @@ $(STAMP): pyproject.toml requirements.lock scripts/install_system_deps.sh
 	$(UV_INSTALL) -e .
 	touch $(STAMP)
 
-# Test-only packages (pytest, moto's S3 server, dvc-s3): `make demo` does not need them.
+# Test-only packages (pytest, moto's S3 server, dvc-s3, transformers, ray): `make demo` does not need them.
 setup-dev: $(DEV_STAMP)
 
 $(DEV_STAMP): $(STAMP)

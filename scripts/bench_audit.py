@@ -36,6 +36,7 @@ from pianoeval.audit.downstream import window_frames
 from pianoeval.audit.factors import parallel_analysis_thresholds, pca_correlation
 from pianoeval.audit.probes import (AttentionPoolProbe, _FrameStore, _split_val, _standardise, _yscale,
                                     attention_probe_cv, mlp_probe_cv, ridge_probe_cv)
+from pianoeval.embedding_store import default_store_path
 from pianoeval.io import load_params, write_json
 from pianoeval.audit.pipeline import load_t1, run_audit
 
@@ -161,6 +162,7 @@ def main() -> None:
     ap.add_argument("--ref-epochs", type=int, default=50)
     args = ap.parse_args()
     p = load_params("audit")
+    p["embeddings"] = str(default_store_path())
     seed, default = int(p["seed"]), p["default_split"]
     torch.set_num_threads(1)
     res: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg(),

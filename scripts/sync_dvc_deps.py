@@ -30,7 +30,8 @@ def main() -> int:
     path = REPO / "dvc.yaml"
     doc = yaml.load(path.read_text())
     for stage, files in missing.items():
-        deps = doc["stages"][stage]["deps"]
+        stage_def = doc["stages"][stage]
+        deps = (stage_def["do"] if "foreach" in stage_def else stage_def)["deps"]  # foreach: the template
         last_src = max((i for i, d in enumerate(deps) if isinstance(d, str) and d.startswith("src/")), default=-1)
         for offset, f in enumerate(files, start=1):
             deps.insert(last_src + offset, f)

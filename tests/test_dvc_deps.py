@@ -71,6 +71,7 @@ def missing_deps() -> dict[str, list[str]]:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, stage in stages.items():
+        stage = stage.get("do", stage)  # foreach/matrix stages keep their body under `do`
         module = stage["cmd"].split("-m ", 1)[1].split()[0]
         deps = [REPO / d for d in stage.get("deps", [])]
         miss = [str(f.relative_to(REPO)) for f in sorted(closure(module))

@@ -64,6 +64,10 @@ OVERRIDES = {
     ("robustness", "percepiano", "min_performances"): 4,
     ("robustness", "percepiano", "max_minutes"): 5.0,
     ("robustness", "n_boot"): 100,
+    # Basic Pitch on 2 windows per segment (the first and the last): the extract@logmel_bp and
+    # compare_extractors stages run, in seconds.
+    ("extract", "basic_pitch", "window_stride"): 8,
+    ("compare_extractors", "n_boot"): 100,
 }
 # A labeled score rendition: every stage downstream of render must drop and count it (students'
 # files are all needed: the subset has exactly the 12 pianists the 12 simulated sessions use).

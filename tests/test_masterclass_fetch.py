@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import repo_section
 
 from media_server import encode, serve
 from pianoeval.acquire import read_archive
@@ -46,8 +47,8 @@ def session(v: int) -> np.ndarray:
 def params(tmp_path, *, enabled=True, on_failure="skip"):
     return {
         # a complete section (params are validated); audio/out belong to the T1 extract stage, unused here
-        "extract": {"audio": "t1_audio", "out": "t1.safetensors", "extractor": "logmel", "dtype": "float32",
-                    "logmel": LOGMEL, "loudness_lufs": -23.0},
+        "extract": repo_section("extract", extractor="logmel", extractors=["logmel"], dtype="float32",
+                                logmel=LOGMEL, loudness_lufs=-23.0),
         "masterclass_fetch": {
             "enabled": enabled, "moments": "request/all_moments.jsonl", "manifest": "request/manifest.csv",
             "out_dir": "fetched", "on_failure": on_failure,
@@ -121,7 +122,7 @@ def test_fetch_then_masterclass_pipeline(workdir):
     for v, suffix in list(FORMATS.items())[:4]:
         assert (workdir / "fetched" / f"{v}{suffix}").read_bytes() == (workdir / "media" / f"{v}{suffix}").read_bytes()
 
-    ex_params = embedding_params(load_model("logmel", **LOGMEL).params(), -23.0)
+    ex_params = embedding_params(load_model("logmel", **LOGMEL).identity(), -23.0)
     tiny_checkpoints(workdir / "ckpt", {"fold0": [1, 2], "fold1": [3]}, 2 * LOGMEL["n_mels"], ex_params)
     masterclass_segments.main()
     seg = pd.read_csv("proc/segments.csv")

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from conftest import repo_section
 from sklearn.metrics import roc_auc_score
 
 from pianoeval.dimensions import DIMENSIONS
@@ -90,8 +91,8 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     make_recordings(tmp_path / "raw")
     params = {
         # a complete section (params are validated); audio/out belong to the T1 extract stage, unused here
-        "extract": {"audio": "t1_audio", "out": "t1.safetensors", "extractor": "logmel", "dtype": "float32",
-                    "loudness_lufs": None, "logmel": LOGMEL},
+        "extract": repo_section("extract", extractor="logmel", extractors=["logmel"], dtype="float32",
+                                loudness_lufs=None, logmel=LOGMEL),
         "masterclass_segments": {"input_dir": "raw", "out": "proc/segments.csv", "on_error": "skip",
                                  "min_continue_duration": 5.0, "min_stop_duration": 1.0, "seed": 0},
         "masterclass_embed": {"segments": "proc/segments.csv", "out": "proc/emb.safetensors"},
@@ -106,7 +107,7 @@ def test_recorded_audio_path_end_to_end(tmp_path, monkeypatch):
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    ex_params = load_model("logmel", **LOGMEL).params()
+    ex_params = load_model("logmel", **LOGMEL).identity()
     tiny_checkpoints(tmp_path / "ckpt", {"fold0": [1, 2], "fold1": [3]}, 2 * LOGMEL["n_mels"], ex_params)
 
     masterclass_segments.main()

@@ -42,7 +42,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
 from .dimensions import CATEGORIES
 
 SPLITS = ("pianist", "segment", "piece")  # = pianoeval.labels.SPLITS (that module imports pandas)
-EXTRACTORS = ("logmel",)  # registered extractor names (tests keep this equal to extractors.REGISTRY)
+# backends an `extract.<name>` section may name (tests keep this equal to pianoeval.extractors.BACKENDS)
+EXTRACTORS = ("logmel", "basic_pitch", "concat", "muq", "hubert", "wav2vec2", "mert", "ast")
 
 
 class ParamsError(ValueError):
@@ -127,6 +128,7 @@ class RenderParams(Section):
 
 
 class LogMelParams(Section):
+    backend: Literal["logmel"] = "logmel"
     sample_rate: Annotated[int, Field(ge=8000)]
     frame_rate: PositiveFloat
     n_fft: Annotated[int, Field(ge=16)]
@@ -149,13 +151,87 @@ class LogMelParams(Section):
         return self
 
 
+class BasicPitchParams(Section):
+    backend: Literal["basic_pitch"] = "basic_pitch"
+    outputs: Annotated[list[Literal["contour", "note", "onset"]], Field(min_length=1)]
+    window_stride: PositiveInt  # run 1 of every k two-second windows
+    batch_size: PositiveInt
+    threads: NonNegativeInt     # 0 = one per core
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    model_path: str | None = None  # None = the ONNX file shipped in the package
+
+
+class ConcatParams(Section):
+    backend: Literal["concat"]
+    members: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)]
+    frame_rate: PositiveFloat | None = None  # None = the first member's
+
+
+# sections of extractors with their own schema; any other `extract.<name>` section is a mapping whose
+# `backend` (default: the name) is one of EXTRACTORS, checked by that backend's constructor when loaded
+EXTRACTOR_SECTIONS: dict[str, type[Section]] = {"logmel": LogMelParams, "basic_pitch": BasicPitchParams,
+                                                "concat": ConcatParams}
+
+
 class ExtractParams(Section):
+    # extra keys are extractor sections (one per configured name, e.g. `mert_95m: {backend: mert, ...}`)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
     audio: InputDir
-    out: OutputPath
-    extractor: Literal[EXTRACTORS]
+    out_dir: OutputPath
+    extractor: Annotated[str, Field(min_length=1)]  # the default: the store every later stage reads
+    extractors: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     dtype: Literal["float16", "float32"]
     loudness_lufs: Annotated[float, Field(ge=-70, le=0)] | None  # BS.1770 target before embedding; null = off
-    logmel: LogMelParams | None
+    engine: Literal["local", "ray"]
+    ray_address: Annotated[str, Field(pattern=r"^(local|auto|ray://[^\s:]+:\d+)$")]
+    ray_workers: PositiveInt
+    ray_shard_size: PositiveInt
+    ray_gpus_per_worker: NonNegativeFloat
+    logmel: LogMelParams | None = None
+    basic_pitch: BasicPitchParams | None = None
+
+    @model_validator(mode="after")
+    def _extractors_configured(self) -> ExtractParams:
+        if self.extractor not in self.extractors:
+            raise ValueError(f"extractor '{self.extractor}' (the default) must be one of extractors {self.extractors}")
+        sections = {"logmel": self.logmel, "basic_pitch": self.basic_pitch, **(self.__pydantic_extra__ or {})}
+        problems = []
+        for name, sec in sections.items():
+            if sec is None or isinstance(sec, Section):
+                continue
+            if not isinstance(sec, dict):
+                problems.append(f"{name}: must be a mapping of extractor params, got {sec!r}")
+                continue
+            backend = sec.get("backend", name)
+            if backend not in EXTRACTORS:
+                near = difflib.get_close_matches(str(backend), EXTRACTORS, n=1)
+                problems.append(f"{name}.backend = {backend!r}: unknown backend"
+                                + (f" (did you mean '{near[0]}'?)" if near else "") + f"; have: {', '.join(EXTRACTORS)}")
+                continue
+            schema = EXTRACTOR_SECTIONS.get(backend)
+            if schema is not None:
+                try:
+                    schema.model_validate(sec)
+                except ValidationError as e:
+                    problems += [_describe(name, schema, err) for err in e.errors()]
+            if backend == "concat":
+                problems += [f"{name}.members: '{m}' has no section and is no backend" for m in sec.get("members", [])
+                             if m not in sections and m not in EXTRACTORS]
+        for name in self.extractors:
+            if name not in sections and name not in EXTRACTORS:
+                problems.append(f"extractors: '{name}' has no `extract.{name}` section and is no backend name")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class CompareExtractorsParams(Section):
+    labels: InputFile
+    splits: InputFile
+    reference: Annotated[str, Field(min_length=1)]  # a row name: every row's R² difference is against it
+    n_boot: PositiveInt
+    seed: Seed
 
 
 class MLPParams(Section):
@@ -178,7 +254,6 @@ class RidgeParams(Section):
 class TrainQualityParams(Section):
     labels: InputFile
     splits: InputFile
-    embeddings: InputFile
     checkpoints: OutputPath
     oof: OutputPath
     default_split: Split
@@ -589,7 +664,6 @@ class AuditDownstream(Section):
 class AuditParams(Section):
     labels: InputFile
     splits: InputFile
-    embeddings: InputFile
     annotations: InputFile
     masterclass: AuditMasterclassInputs
     competition: AuditCompetition | None  # T2 validation; null skips the section
@@ -615,6 +689,7 @@ SCHEMAS: dict[str, type[Section]] = {
     "labels": LabelsParams,
     "render": RenderParams,
     "extract": ExtractParams,
+    "compare_extractors": CompareExtractorsParams,
     "train_quality": TrainQualityParams,
     "masterclass_fetch": MasterclassFetchParams,
     "masterclass_simulate": MasterclassSimulateParams,

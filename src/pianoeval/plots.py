@@ -49,3 +49,25 @@ def bar_chart_per_dimension(df: pd.DataFrame, path: str, *, title: str, value: s
     axes[0, 0].invert_yaxis()
     fig.suptitle(title)
     save(fig, path)
+
+
+def grouped_bars(df: pd.DataFrame, path: str, *, category: str, group: str, value: str, low: str, high: str,
+                 title: str) -> None:
+    """Horizontal bars of ``value`` per ``category`` (rows, df order), one bar per ``group``, with
+    [low, high] interval whiskers."""
+    cats = list(dict.fromkeys(df[category]))
+    groups = list(dict.fromkeys(df[group]))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(cats) * max(1, len(groups) / 2) + 1.5))
+    y = np.arange(len(cats))
+    h = 0.8 / len(groups)
+    for i, g in enumerate(groups):
+        sub = df[df[group] == g].set_index(category).reindex(cats)
+        err = np.vstack([sub[value] - sub[low], sub[high] - sub[value]])
+        ax.barh(y + i * h - 0.4 + h / 2, sub[value], height=h, xerr=err, capsize=2, label=str(g))
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(y, cats)
+    ax.invert_yaxis()
+    ax.set_xlabel(value)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    save(fig, path)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .audio_io import audio_info, load_audio
 from .dimensions import DIMENSIONS
-from .extractors import load_model, mean_std
+from .extractors import load_from_identity, mean_std
 from .labels import MEAN_JSON
 from .loudness import integrated_loudness, normalize_loudness, split_params
 from .masterclass.scoring import load_checkpoints, train_pianists
@@ -101,7 +101,7 @@ def load_ensemble(checkpoint_dir: str | Path = "checkpoints/quality", *, exclude
         if len(excluded) == len(heads):
             raise ValueError(f"{checkpoint_dir}: every checkpoint trained on pianist {pianist} of '{exclude_key}'")
         heads = {n: h for n, h in heads.items() if n not in excluded}
-    model = load_model(extractor, **ex_params)
+    model = load_from_identity(ex_params, default_backend=extractor)
     return Ensemble(str(checkpoint_dir), heads, extractor, ex_params, target, excluded, model)
 
 
@@ -119,9 +119,14 @@ def windows_of(duration: float, window_seconds: float = WINDOW_SECONDS) -> list[
 def _embed_pooled(ens: Ensemble, x: np.ndarray, sr: int, chunk_seconds: float | None = None) -> np.ndarray:
     """(n,) audio -> (2D,) pooled embedding; long audio is embedded in chunks whose frames are pooled together."""
     if chunk_seconds is None or len(x) <= chunk_seconds * sr:
-        return mean_std(ens.model.timestamp_embeddings(x, sr)[0])
+        return ens.model.pooled_embedding(x, sr)  # pooled as the training store pooled
     step = int(chunk_seconds * sr)
-    frames = [ens.model.timestamp_embeddings(x[i:i + step], sr)[0] for i in range(0, len(x), step)]
+    frames = []
+    for i in range(0, len(x), step):
+        f, pooled = ens.model.store_embeddings(x[i:i + step], sr)
+        if pooled is not None:  # a model with its own pooling (concat: per member): pool the whole clip
+            return ens.model.pooled_embedding(x, sr)
+        frames.append(ens.model.combine_layers(f))
     return mean_std(np.concatenate(frames))
 
 

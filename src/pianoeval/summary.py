@@ -8,6 +8,8 @@ from pathlib import Path
 HEADLINES = {
     "metrics/data_report.json": ["labeled", "unlabeled", "pieces", "pianists"],
     "metrics/render.json": ["rendered", "excluded_bad_midi", "total_hours"],
+    "metrics/extractors.json": ["rows.logmel.pianist.r2_mean", "rows.logmel_bp/basic_pitch.pianist.r2_mean",
+                                "rows.logmel_bp.pianist.r2_mean", "rows.logmel_bp.pianist.delta_vs_reference"],
     "metrics/quality.json": ["mlp.pianist.r2_mean", "passage_mean.pianist.r2_mean",
                              "mlp.pianist.within_passage.r2_mean", "mlp.pianist.within_passage.ranking_accuracy_mean",
                              "mlp.pianist.vs_passage_mean.p_holm", "mlp.segment.r2_mean", "mlp.piece.r2_mean",

@@ -1,5 +1,8 @@
-"""Audio embedding backends behind one HEAR-style interface (see base.py)."""
+"""Audio embedding backends behind one HEAR-style interface (see base.py); backends load lazily (registry.py)."""
 
-from .base import REGISTRY, Extractor, load_model, mean_std, register, resample
+from .base import Extractor, mean_std, resample
+from .registry import (BACKENDS, REGISTRY, clear_cache, configured, load_configured, load_from_identity, load_model,
+                       register)
 
-__all__ = ["REGISTRY", "Extractor", "load_model", "mean_std", "register", "resample"]
+__all__ = ["BACKENDS", "REGISTRY", "Extractor", "clear_cache", "configured", "load_configured", "load_from_identity",
+           "load_model", "mean_std", "register", "resample"]

@@ -234,10 +234,11 @@ def distinct_windows(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model,
-                           loudness=None) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (segment_id, frames (T, D)) for each window (sorted by video and start: each video is decoded
-    once), via the extractor's own resampling. ``loudness``: a :class:`pianoeval.loudness.LoudnessCounter`
-    that normalises each window first, as the extract stage does (None = off)."""
+                           loudness=None) -> Iterator[tuple]:
+    """Yield (segment_id, frames (T, D)[, pooled (2D,)]) for each window (sorted by video and start: each
+    video is decoded once), via the extractor's own resampling; pooled exactly as the T1 store of the same
+    extractor pools (concat: per member). ``loudness``: a :class:`pianoeval.loudness.LoudnessCounter` that
+    normalises each window first, as the extract stage does (None = off)."""
     reader = None
     try:
         for row in windows.itertuples(index=False):
@@ -248,7 +249,12 @@ def iter_window_embeddings(windows: pd.DataFrame, audio: dict[str, Path], model,
             x, sr = _read_checked(reader, row.start, row.end)
             if loudness is not None:
                 x = loudness(x, sr)
-            yield row.segment_id, model.timestamp_embeddings(x, sr)[0]
+            frames, pooled = model.store_embeddings(x, sr)
+            # one layer (the default combination) per window: the masterclass models read pooled vectors
+            if pooled is None:
+                yield row.segment_id, model.combine_layers(frames)
+            else:
+                yield row.segment_id, frames[:, 0], pooled
     finally:
         if reader is not None:
             reader.close()
@@ -266,7 +272,7 @@ def embed_segments(table: pd.DataFrame, input_dir: str | Path, out: str | Path, 
     audio = find_audio(input_dir, windows["video_id"].unique())
     loud = LoudnessCounter(loudness_lufs)
     summary = write_embedding_store(out, iter_window_embeddings(windows, audio, model, loud),
-                                    extractor=extractor, extractor_params=embedding_params(model.params(), loudness_lufs),
+                                    extractor=extractor, extractor_params=embedding_params(model.identity(), loudness_lufs),
                                     frame_rate=model.frame_rate, dtype=dtype)
     summary["seconds"] = float((windows["end"] - windows["start"]).sum())
     summary["loudness"] = loud.summary()

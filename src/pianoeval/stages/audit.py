@@ -12,12 +12,14 @@ from threadpoolctl import threadpool_limits
 
 from ..audit.pipeline import run_audit
 from ..audit.report import write_outputs
+from ..embedding_store import default_store_path
 from ..io import load_params, write_json
 
 
 def main() -> None:
     t0 = time.perf_counter()
     p = load_params("audit")
+    p["embeddings"] = str(default_store_path())  # T1 embeddings of the configured extractor (extract.extractor)
     classify_C = float(p["downstream"]["C"])
     masterclass_dir = load_params("masterclass_segments")["input_dir"]
     # Cores are shared with other jobs: one BLAS / torch thread is ~10x faster than two fighting

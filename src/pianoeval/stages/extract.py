@@ -1,41 +1,44 @@
-"""Stage `extract`: packed audio store -> one embedding store with the configured extractor."""
+"""Stage `extract@<name>`: packed audio store -> ``<extract.out_dir>/<name>.safetensors`` with configured
+extractor ``name`` (dvc.yaml runs one stage per name in ``extract.extractors``)."""
 
 from __future__ import annotations
 
-from ..audio_store import AudioStore
-from ..embedding_store import write_embedding_store
-from ..extractors import load_model
+import sys
+import time
+
+from ..embedding_store import store_path
+from ..extraction import EngineConfig, embed_audio_store
 from ..io import load_params, write_json
-from ..loudness import LoudnessCounter, embedding_params
 
 
-def embed_store(audio_dir: str, out: str, name: str, params: dict, dtype: str, progress_desc: str,
-                loudness_lufs: float | None = None) -> dict:
-    """Embed every segment of an audio store into one embedding store; returns its summary.
-    ``loudness_lufs``: normalise each segment to this integrated loudness first (None = off)."""
-    from tqdm import tqdm
-
-    model = load_model(name, **params)
-    loud = LoudnessCounter(loudness_lufs)
-    with AudioStore(audio_dir) as store:
-        items = ((k, model.timestamp_embeddings(loud(a, store.sample_rate), store.sample_rate)[0])
-                 for k, a in tqdm(store.iter_audio(), total=len(store), desc=progress_desc, unit="seg",
-                                  mininterval=2.0))
-        summary = write_embedding_store(out, items, extractor=name,
-                                        extractor_params=embedding_params(model.params(), loudness_lufs),
-                                        frame_rate=model.frame_rate, dtype=dtype)
-    summary.update(extractor=name, frame_rate=model.frame_rate, loudness=loud.summary(), loudness_line=loud.line())
-    return summary
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     p = load_params("extract")
-    name = p["extractor"]
-    summary = embed_store(p["audio"], p["out"], name, p.get(name) or {}, p["dtype"], f"extract[{name}]",
-                          p.get("loudness_lufs"))
-    write_json("metrics/extract.json", {k: v for k, v in summary.items() if k not in ("bytes", "loudness_line")})
-    print(f"extract: {summary['segments']} segments, {summary['frames']} frames x {summary['dim']} "
-          f"({summary['bytes'] / 1e6:.0f} MB) with {name}; {summary['loudness_line']}")
+    if len(argv) != 1:
+        raise SystemExit(f"usage: python -m pianoeval.stages.extract <name>, "
+                         f"name in extract.extractors {p['extractors']}")
+    name = argv[0]
+    if name not in p["extractors"]:
+        raise SystemExit(f"params.yaml: '{name}' is not in extract.extractors {p['extractors']}")
+    engine = EngineConfig.from_params(p)
+    t0 = time.perf_counter()
+    summary = embed_audio_store(p["audio"], str(store_path(name, p["out_dir"])), name, p, engine=engine,
+                                progress_desc=f"extract[{name}]")
+    wall = time.perf_counter() - t0
+    audio_seconds = load_audio_seconds(p["audio"])
+    # bytes and wall time vary between machines: printed, kept out of the committed metrics
+    write_json(f"metrics/extract/{name}.json", {k: v for k, v in summary.items() if k not in ("bytes", "loudness_line")}
+               | {"audio_hours": audio_seconds / 3600})
+    print(f"extract[{name}]: {summary['segments']} segments, {summary['frames']} frames x {summary['layers']} "
+          f"layer(s) x {summary['dim']} ({summary['bytes'] / 1e6:.0f} MB) in {wall:.0f} s "
+          f"({audio_seconds / wall:.0f}x real time, engine {engine.engine}); {summary['loudness_line']}")
+
+
+def load_audio_seconds(audio_dir: str) -> float:
+    from ..audio_store import AudioStore
+
+    with AudioStore(audio_dir) as s:
+        return float(sum(s.duration(k) for k in s.keys))
 
 
 if __name__ == "__main__":

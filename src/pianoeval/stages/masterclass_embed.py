@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ..extractors import load_model
+from ..extractors import load_configured
 from ..io import load_params, write_json
 from ..masterclass.features import embed_segments, read_segment_table
 
@@ -20,7 +20,7 @@ def main() -> None:
     input_dir = load_params("masterclass_segments")["input_dir"]
     name = ex["extractor"]
     t0 = time.perf_counter()
-    model = load_model(name, **(ex.get(name) or {}))
+    model = load_configured(name, ex)  # the default extractor, as configured for extract@<name>
     summary = embed_segments(read_segment_table(p["segments"]), input_dir, p["out"], model, extractor=name,
                              dtype=ex["dtype"], loudness_lufs=ex.get("loudness_lufs"))
     summary.update(extractor=name, seconds_wall=time.perf_counter() - t0)

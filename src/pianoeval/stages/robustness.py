@@ -14,7 +14,7 @@ import torch
 from ..audio_store import AudioStore
 from ..dimensions import DIMENSIONS, MEAN_COLUMNS
 from ..embedding_store import EmbeddingStore
-from ..extractors import load_model
+from ..extractors import load_configured
 from ..io import load_params, write_json
 from ..labels import load_labels
 from ..loudness import embedding_params
@@ -57,9 +57,9 @@ def main() -> None:
     clip_pos = {c: i for i, c in enumerate(clip_ids)}
 
     # -- PercePiano: a seeded passage subset, augmented in memory, scored out of fold
-    model = load_model(ex["extractor"], **(ex.get(ex["extractor"]) or {}))
+    model = load_configured(ex["extractor"], ex)
     loudness = ex.get("loudness_lufs")
-    check_extractor(heads, ex["extractor"], embedding_params(model.params(), loudness))
+    check_extractor(heads, ex["extractor"], embedding_params(model.identity(), loudness))
     bank = RoomBank.load(p["rooms"])
     pcfg = p["percepiano"]
     with AudioStore(p["percepiano_audio"]) as store:

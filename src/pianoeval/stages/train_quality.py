@@ -12,7 +12,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..dimensions import DIMENSIONS, MEAN_COLUMNS
-from ..embedding_store import EmbeddingStore
+from ..embedding_store import EmbeddingStore, default_store_path
 from ..io import load_params, write_json
 from ..labels import SPLITS, load_labels, load_splits, passage_ids
 from ..models.quality_mlp import save_checkpoint
@@ -29,7 +29,8 @@ def main() -> None:
     # each other (and any other process) for the 2 cores (measured).
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        run(load_params("train_quality"))
+        # T1 embeddings of the configured extractor (extract.extractor)
+        run({**load_params("train_quality"), "embeddings": str(default_store_path())})
 
 
 def run(p: dict) -> None:

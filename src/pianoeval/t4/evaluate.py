@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from ..dimensions import DIMENSIONS, MEAN_COLUMNS
-from ..extractors import mean_std
 from ..loudness import normalize_loudness
 from ..masterclass.scoring import allowed_models, check_no_leakage, quality_scores, train_pianists
 from .augment import Condition, apply_augmentation, draw_params, ordered_parallel_map, pair_rng
@@ -77,7 +76,7 @@ def percepiano_pooled(keys: list[str], store, model, grid: list[Condition], bank
     def embed(x: np.ndarray) -> np.ndarray:
         if loudness_lufs is not None:
             x = normalize_loudness(x, sr, loudness_lufs)[0]
-        return mean_std(model.timestamp_embeddings(x, sr)[0])
+        return model.pooled_embedding(x, sr)  # pooled as the T1 store pools: the checkpoints' input
 
     def job(item):
         k, i = item
