@@ -1,4 +1,5 @@
-"""Add to dvc.yaml every pianoeval module a stage imports but does not list as a dep.
+"""Add to dvc.yaml every pianoeval module a stage imports but does not list as a dep, and drop `src/`
+deps that no longer exist (a deleted module would make the stage fail before it runs).
 
 `tests/test_dvc_deps.py` fails while a stage's code is missing from its deps (a code change would then
 leave `dvc status` clean over stale outputs); this script is the fix it points to. It only adds module
@@ -20,15 +21,22 @@ from test_dvc_deps import missing_deps  # noqa: E402  (the test's own import ana
 
 
 def main() -> int:
-    missing = missing_deps()
-    if not missing:
-        print("dvc.yaml: every stage lists the code it imports")
-        return 0
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
     path = REPO / "dvc.yaml"
     doc = yaml.load(path.read_text())
+    gone = 0
+    for stage, stage_def in doc["stages"].items():
+        deps = (stage_def["do"] if "foreach" in stage_def else stage_def).get("deps", [])
+        for d in [d for d in deps if isinstance(d, str) and d.startswith("src/") and not (REPO / d).exists()]:
+            deps.remove(d)
+            gone += 1
+            print(f"{stage}: - {d} (no longer exists)")
+    missing = missing_deps() if not gone else {}
+    if not missing and not gone:
+        print("dvc.yaml: every stage lists the code it imports")
+        return 0
     for stage, files in missing.items():
         stage_def = doc["stages"][stage]
         deps = (stage_def["do"] if "foreach" in stage_def else stage_def)["deps"]  # foreach: the template
@@ -38,6 +46,8 @@ def main() -> int:
         print(f"{stage}: + {', '.join(files)}")
     with open(path, "w") as fh:
         yaml.dump(doc, fh)
+    if gone:
+        return main()  # now that the file parses for the import check, add what is missing
     return 0
 
 
