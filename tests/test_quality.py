@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pianoeval.quality import cross_validate_mlp, inner_validation_split, passage_mean_oof
+from pianoeval.quality import cross_validate_mlp, fold_pool, inner_validation_split, passage_mean_oof
 
 
 def test_inner_validation_split_keeps_groups_whole():
@@ -43,6 +43,28 @@ def test_cross_validate_mlp_uses_the_groups_for_early_stopping(monkeypatch):
         assert set(folds[fit]) | set(folds[val]) == set(range(4)) - {k}  # the test fold never validates
         assert not set(pianist[fit]) & set(pianist[val])
         assert len(set(pianist[val])) == 3  # ceil(25% of 9 training pianists), whole pianists
+
+
+def test_folds_in_a_process_pool_give_the_sequential_results():
+    """train_quality.workers > 1 trains folds in spawned processes: same predictions, same weights."""
+    import torch
+
+    rng = np.random.default_rng(2)
+    pianist = np.repeat(np.arange(12), 10)
+    X, Y = rng.normal(size=(120, 6)), rng.random((120, 3))
+    folds = pianist % 4
+    params = dict(hidden=8, n_hidden_layers=1, dropout=0.1, lr=1e-3, weight_decay=0.0, batch_size=32,
+                  max_epochs=5, patience=3, grad_clip=1.0)
+    torch.set_num_threads(1)
+    seq, seq_res = cross_validate_mlp(X, Y, folds, pianist, params, seeds=[0, 1], val_fraction=0.25)
+    pool = fold_pool(2)
+    try:
+        par, par_res = cross_validate_mlp(X, Y, folds, pianist, params, seeds=[0, 1], val_fraction=0.25, executor=pool)
+    finally:
+        pool.shutdown()
+    assert np.array_equal(seq, par) and not np.allclose(seq, 0)
+    assert [r.fold for r in par_res] == [0, 1, 2, 3] and [r.best_epochs for r in par_res] == [r.best_epochs for r in seq_res]
+    assert fold_pool(1) is None
 
 
 def test_passage_mean_oof_by_hand_and_fallbacks():

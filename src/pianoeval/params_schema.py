@@ -260,6 +260,7 @@ class TrainQualityParams(Section):
     val_fraction: OpenFraction
     seed: Seed
     n_seeds: PositiveInt
+    workers: PositiveInt  # processes training outer folds in parallel (1 = in the stage's process)
     blend_mlp_weight: Probability
     n_perm: PositiveInt  # sign flips per test against the passage-mean baseline
     mlp: MLPParams

@@ -36,14 +36,54 @@ class FoldResult:
     val_r2: list[float] = field(default_factory=list)
 
 
+def _fit_fold(X: np.ndarray, Y: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
+              params: dict, seeds: list[int], fold: int) -> tuple[np.ndarray, FoldResult]:
+    """One outer fold: a model per seed on ``fit_idx`` (early stopping on ``val_idx``); returns the
+    (n_test, 19) seed-averaged predictions for ``test_idx`` and the fold's models and facts."""
+    pred = np.zeros((len(test_idx), Y.shape[1]), dtype=np.float64)
+    res = FoldResult(fold, [], len(fit_idx), len(val_idx), len(test_idx))
+    for seed in seeds:
+        model = QualityMLP(**{key: params[key] for key in MLP_KEYS}, seed=seed)
+        model.fit(X[fit_idx], Y[fit_idx], X[val_idx], Y[val_idx])
+        pred += model.predict(X[test_idx]) / len(seeds)
+        res.models.append(model)
+        res.best_epochs.append(int(model.best_epoch_))
+        res.val_r2.append(float(model.best_val_r2_))
+    return pred, res
+
+
+def single_thread_worker() -> None:
+    """Pool initializer: one torch / BLAS thread per worker process (small models train faster that
+    way here, and results do not depend on the thread count)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def fold_pool(workers: int):
+    """A process pool for :func:`cross_validate_mlp` (``workers`` <= 1: None, folds run in this process).
+    Spawned, not forked: a forked torch process can hang on locks its parent held."""
+    if workers <= 1:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=single_thread_worker)
+
+
 def cross_validate_mlp(X: np.ndarray, Y: np.ndarray, fold_ids: np.ndarray, groups: np.ndarray, params: dict,
-                       seeds: list[int], val_fraction: float) -> tuple[np.ndarray, list[FoldResult]]:
+                       seeds: list[int], val_fraction: float, executor=None) -> tuple[np.ndarray, list[FoldResult]]:
     """Out-of-fold predictions of the quality MLP (averaged over ``seeds``).
 
     Parameters
     ----------
     X : (N, 2D) pooled embeddings.   Y : (N, 19) mean ratings.
     fold_ids : (N,) outer fold of each sample.   groups : (N,) grouping for the inner validation split.
+    executor : optional ``concurrent.futures`` executor (:func:`fold_pool`): folds train in parallel.
+        Every fold is seeded and single-threaded, so the results equal the sequential ones.
 
     Returns
     -------
@@ -51,18 +91,16 @@ def cross_validate_mlp(X: np.ndarray, Y: np.ndarray, fold_ids: np.ndarray, group
     folds : per-fold models and training facts.
     """
     oof = np.zeros_like(Y, dtype=np.float64)
-    results = []
+    jobs = []
     for k in np.unique(fold_ids):
         test = np.flatnonzero(fold_ids == k)
         fit_idx, val_idx = inner_validation_split(np.flatnonzero(fold_ids != k), groups, val_fraction, seeds[0] + int(k))
-        res = FoldResult(int(k), [], len(fit_idx), len(val_idx), len(test))
-        for seed in seeds:
-            model = QualityMLP(**{key: params[key] for key in MLP_KEYS}, seed=seed)
-            model.fit(X[fit_idx], Y[fit_idx], X[val_idx], Y[val_idx])
-            oof[test] += model.predict(X[test]) / len(seeds)
-            res.models.append(model)
-            res.best_epochs.append(int(model.best_epoch_))
-            res.val_r2.append(float(model.best_val_r2_))
+        args = (X, Y, fit_idx, val_idx, test, params, list(seeds), int(k))
+        jobs.append((test, executor.submit(_fit_fold, *args) if executor is not None else _fit_fold(*args)))
+    results = []
+    for test, job in jobs:
+        pred, res = job.result() if executor is not None else job
+        oof[test] = pred
         results.append(res)
     return oof, results
 

@@ -17,7 +17,7 @@ from ..io import load_params, write_json
 from ..labels import SPLITS, load_labels, load_splits, passage_ids
 from ..models.quality_mlp import save_checkpoint
 from ..plots import bar_chart_per_dimension
-from ..quality import cross_validate_mlp, cross_validate_ridge, passage_mean_oof
+from ..quality import cross_validate_mlp, cross_validate_ridge, fold_pool, passage_mean_oof
 from ..regression_metrics import summarize_regression
 from ..stats import group_sums, holm_family, sign_flip_test
 
@@ -60,11 +60,12 @@ def run(p: dict) -> None:
                      "extractor": store.extractor, "n_passages": int(np.unique(passages).size)}
     oof_frames, plot_rows, raw_p = [], [], {}
     ckpt_dir = Path(p["checkpoints"])
+    pool = fold_pool(p["workers"])  # folds train in parallel processes; results equal the sequential ones
     for split in SPLITS:
         folds = np.asarray(splits["folds"][split])
         t0 = time.perf_counter()
         mlp_oof, fold_results = cross_validate_mlp(X, Y, folds, inner_groups[split], p["mlp"], seeds,
-                                                   p["val_fraction"])
+                                                   p["val_fraction"], executor=pool)
         t_mlp = time.perf_counter() - t0
         ridge_oof = cross_validate_ridge(X, Y, folds, inner_groups[split], p["ridge"]["alphas"],
                                          p["ridge"]["inner_folds"], p["seed"])
@@ -113,6 +114,8 @@ def run(p: dict) -> None:
                         "train_players": sorted(set(table.loc[train_keys, "player"])),
                         "n_train": len(train_keys)})
 
+    if pool is not None:
+        pool.shutdown()
     # The stage's p-value family: every model against the passage baseline on every split (Holm).
     holm = holm_family({f"{m}.{s}": v for (m, s), v in raw_p.items()})
     for (model, split) in raw_p:
