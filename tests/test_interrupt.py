@@ -43,7 +43,7 @@ def render_dir(tmp_path: Path) -> Path:
     table.head(2).to_csv(tmp_path / "labels_small.csv", index=False)
     params = {"render": {"labels": "labels.csv", "midi_dir": str(src / "midi"), "out_dir": "audio",
                          "soundfont": "pretty_midi", "sample_rate": 24000, "gain": 0.5, "peak_target": 0.9,
-                         "tail_seconds": 1.0, "on_bad_midi": "fail", "workers": 2}}
+                         "tail_seconds": 1.0, "effects": False, "on_bad_midi": "fail", "workers": 2}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 

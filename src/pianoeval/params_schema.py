@@ -123,6 +123,7 @@ class RenderParams(Section):
     gain: Annotated[float, Field(gt=0, le=10)]  # FluidSynth's synth.gain range
     peak_target: Annotated[float, Field(gt=0, le=1)]
     tail_seconds: NonNegativeFloat
+    effects: bool  # FluidSynth's reverb and chorus
     on_bad_midi: OnError
     workers: NonNegativeInt  # 0 = all cores
 

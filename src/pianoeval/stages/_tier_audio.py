@@ -7,7 +7,7 @@ import time
 import pandas as pd
 
 from ..io import load_params, write_json
-from ..render import SynthConfig, resolve_soundfont
+from ..render import SynthConfig
 
 
 def audio_stage(tier: str) -> dict:
@@ -18,8 +18,7 @@ def audio_stage(tier: str) -> dict:
     r = load_params("render")
     sel = load_params("tiers_select")
     windows = pd.read_csv(p["segments"], dtype={"segment_id": str}, keep_default_na=False)
-    cfg = SynthConfig(soundfont=str(resolve_soundfont(r["soundfont"])), sample_rate=r["sample_rate"], gain=r["gain"],
-                      tail_seconds=r["tail_seconds"])
+    cfg = SynthConfig.from_params(r)
     t0 = time.perf_counter()
     if tier == "t2" and sel["t2"]["source"] == "manifest":  # real recordings: cut, no rendering
         from ..tiers.recordings import cut_recordings

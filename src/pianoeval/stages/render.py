@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import load_params, write_json
-from ..render import SynthConfig, render_store, resolve_soundfont
+from ..render import SynthConfig, render_store
 
 
 def main() -> None:
@@ -16,9 +16,7 @@ def main() -> None:
     p = load_params("render")
     table = load_labels(p["labels"])
     midi_dir = Path(p["midi_dir"])
-    soundfont = resolve_soundfont(p["soundfont"])
-    cfg = SynthConfig(soundfont=str(soundfont), sample_rate=p["sample_rate"], gain=p["gain"],
-                      tail_seconds=p["tail_seconds"])
+    cfg = SynthConfig.from_params(p)
     items = [(k, str(midi_dir / f)) for k, f in zip(table["key"], table["midi_file"])]
     missing = [path for _, path in items if not Path(path).is_file()]
     if missing:

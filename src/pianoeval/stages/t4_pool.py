@@ -14,7 +14,7 @@ from pathlib import Path
 from ..acquire import ManifestRow, fetched_items, read_manifest
 from ..audio_store import AudioStoreWriter
 from ..io import load_params, write_json
-from ..render import SynthConfig, midi_events, render_store, resolve_soundfont
+from ..render import SynthConfig, midi_events, render_store
 from ..t4.pool import (excerpt_midi, fetched_clips, pool_candidates, read_exclusion_table, read_metadata,
                        select_clips)
 
@@ -37,8 +37,7 @@ def asap_pool(p: dict, r: dict) -> tuple[dict, str]:
             path = scratch / f"{i:05d}.mid"
             counts.append(excerpt_midi(events_of(asap / row.midi_performance), path, row.start, row.end))
             items.append((row.clip_id, str(path)))
-        cfg = SynthConfig(soundfont=str(resolve_soundfont(r["soundfont"])), sample_rate=r["sample_rate"],
-                          gain=r["gain"], tail_seconds=r["tail_seconds"])
+        cfg = SynthConfig.from_params(r)
         rendered = render_store(items, cfg, out, peak_target=r["peak_target"], on_bad_midi="fail",
                                 workers=r["workers"], progress=False)
     finally:
