@@ -69,6 +69,32 @@ def test_excerpt_keeps_window_notes_and_pedal_state(tmp_path):
         excerpt_events(perf, 3.0, 3.0)
 
 
+def test_excerpt_file_bytes_equal_what_mido_writes(tmp_path):
+    """write_excerpt assembles the SMF bytes itself (speed): they are mido's bytes for the same messages."""
+    import mido
+
+    from pianoeval.tiers.excerpt import TEMPO_US, TICKS_PER_BEAT
+
+    path = tmp_path / "p.mid"
+    rng = np.random.default_rng(3)
+    on = np.sort(rng.uniform(0, 30, 300))
+    write_midi(path, [(a, a + d, int(p), int(v)) for a, d, p, v in
+                      zip(on, rng.uniform(0.01, 3, 300), rng.integers(21, 109, 300), rng.integers(1, 128, 300))],
+               pedal=[(1.0, 127), (7.5, 0), (12.0, 90), (20.0, 0)])
+    perf = read_performance(path)
+    write_excerpt(perf, 5.0, 25.0, tmp_path / "ours.mid")
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0)])
+    last = 0
+    for t, msg in excerpt_events(perf, 5.0, 25.0):
+        tick = int(round(t * TICKS_PER_BEAT))
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    ref = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    ref.tracks.append(track)
+    ref.save(str(tmp_path / "mido.mid"))
+    assert (tmp_path / "ours.mid").read_bytes() == (tmp_path / "mido.mid").read_bytes()
+
+
 def test_note_matching_finds_the_same_performance_only(tmp_path):
     rng = np.random.default_rng(0)
     pitches = rng.integers(40, 90, 200)

@@ -50,18 +50,36 @@ def excerpt_events(perf: PerformanceMidi, start: float, end: float) -> list[tupl
     return [(t, m) for t, _, m in events]
 
 
+def _varint(n: int) -> bytes:
+    """A MIDI variable-length quantity (7 bits per byte, high bit = more bytes follow)."""
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
 def write_excerpt(perf: PerformanceMidi, start: float, end: float, path: str | Path) -> int:
-    """Write the excerpt as a one-track MIDI file; returns its number of notes."""
+    """Write the excerpt as a one-track MIDI file; returns its number of notes.
+
+    The file is assembled from the messages' bytes: mido's ``MidiFile.save`` re-validates a copy of
+    every message and took 15 of t2_audio's 65 s; the bytes are the same as mido writes (tested)."""
     events = excerpt_events(perf, start, end)
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0)])
-    last = 0
+    tempo = TEMPO_US.to_bytes(3, "big")
+    body = bytearray(b"\x00\xff\x51\x03" + tempo)  # set_tempo at tick 0
+    last, running = 0, None
     for t, msg in events:
         tick = int(round(t * TICKS_PER_BEAT))
-        track.append(msg.copy(time=tick - last))
+        body += _varint(tick - last)
+        raw = msg.bytes()
+        body += bytes(raw[1:] if raw[0] == running else raw)  # running status, as mido writes it
+        running = raw[0]
         last = tick
-    mid = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
-    mid.tracks.append(track)
-    mid.save(str(path))
+    body += b"\x00\xff\x2f\x00"  # end of track
+    header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") \
+        + TICKS_PER_BEAT.to_bytes(2, "big")  # format 1, one track: mido's default
+    Path(path).write_bytes(header + b"MTrk" + len(body).to_bytes(4, "big") + bytes(body))
     return sum(m.type == "note_on" for _, m in events)
 
 
