@@ -34,6 +34,13 @@ def test_closed_form_matches_sklearn_ridge():
     m = RidgeProbe(alphas=[3.0]).fit(X, Y)
     ref = fixed_alpha_ridge(3.0).fit(X, Y)
     np.testing.assert_allclose(m.predict(X), ref.predict(X), rtol=1e-8, atol=1e-8)
+    # more features than samples: the kernel (Z Zᵀ) form of the closed-form fit
+    rng = np.random.default_rng(5)
+    Xw, Yw = rng.normal(size=(40, 90)), rng.normal(size=(40, 3))
+    for alpha in (0.5, 30.0):
+        wide = RidgeProbe(alphas=[alpha]).fit(Xw, Yw)
+        np.testing.assert_allclose(wide.predict(Xw[:7] + 0.1), fixed_alpha_ridge(alpha).fit(Xw, Yw).predict(Xw[:7] + 0.1),
+                                   rtol=1e-7, atol=1e-8)
 
 
 class _Memoriser:
