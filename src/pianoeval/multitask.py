@@ -371,10 +371,12 @@ def t2_metrics(t2: pd.DataFrame, preds: dict[str, np.ndarray], reference: str, n
 
 
 def t3_metrics(t3: pd.DataFrame, reps: dict[str, np.ndarray], raw: np.ndarray, folds: np.ndarray, reference: str,
-               n_boot: int, seed: int) -> dict:
-    """Same-passage retrieval across performers per variant on out-of-fold trunk representations; each
-    query's candidates are the other performances of its own fold. Baselines: the raw pooled embedding and
-    the window duration on the same candidates, and chance."""
+               n_boot: int, seed: int, projections: dict[str, np.ndarray] | None = None) -> dict:
+    """Same-passage retrieval across performers per variant on out-of-fold trunk representations (the
+    shared representation: the headline ``map``/``top1``) and, if given, on the projection the contrastive
+    term trains (``map_projection``; untrained, i.e. random, in variants without T3); each query's
+    candidates are the other performances of its own fold. Baselines: the raw pooled embedding and the
+    window duration on the same candidates, and chance."""
     passage = (t3["folder"].astype(str) + "@" + t3["bar_start"].astype(str)).to_numpy()
     perf, folder = t3["performance_id"].astype(str).to_numpy(), t3["folder"].astype(str).to_numpy()
     same_fold = folds[:, None] == folds[None, :]
@@ -397,6 +399,10 @@ def t3_metrics(t3: pd.DataFrame, reps: dict[str, np.ndarray], raw: np.ndarray, f
         out[name] = {"top1": float(np.nanmean(top1)), "top1_ci": folder_bootstrap_ci(top1, folder, n_boot=n_boot, seed=seed),
                      "map": float(np.nanmean(ap)), "map_ci": folder_bootstrap_ci(ap, folder, n_boot=n_boot, seed=seed + 1),
                      "n_queries": int(np.isfinite(ap).sum())}
+    for name, Z in (projections or {}).items():
+        top1, ap = per_query(Z)
+        out[name].update(map_projection=float(np.nanmean(ap)),
+                         map_projection_ci=folder_bootstrap_ci(ap, folder, n_boot=n_boot, seed=seed + 3))
     ref_ap = scores[reference][1]
     for name in reps:
         if name != reference:

@@ -249,9 +249,9 @@ class MultiTaskQuality:
                 total.backward()
                 nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
                 opt.step()
-                sums["loss"] += float(total)
+                sums["loss"] += float(total.detach())
                 for t, v in losses.items():
-                    sums[f"loss_{t}"] += float(v)
+                    sums[f"loss_{t}"] += float(v.detach())
                 n_steps += 1
             rec = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], **{k: v / n_steps for k, v in sums.items()}}
             sched.step()
@@ -282,10 +282,16 @@ class MultiTaskQuality:
         return self._check_fitted().predict_pooled(X)
 
     @torch.no_grad()
-    def representation(self, X) -> np.ndarray:
-        """(N, 2D) pooled -> float64 last hidden layer (N, H): the shared trunk's output (eval mode)."""
+    def representation(self, X, space: str = "trunk") -> np.ndarray:
+        """(N, 2D) pooled -> float64 (N, H) last hidden layer (``trunk``: the shared representation) or
+        (N, P) L2-normalised projection (``projection``: the space the contrastive term trains), eval mode."""
         self._check_fitted()
-        return self.net_.hidden(_as_tensor("X", X, self.model_.input_dim)).double().numpy()
+        h = self.net_.hidden(_as_tensor("X", X, self.model_.input_dim))
+        if space == "projection":
+            return self.net_.project(h).double().numpy()
+        if space != "trunk":
+            raise ValueError(f"space must be 'trunk' or 'projection', got {space!r}")
+        return h.double().numpy()
 
     def projection_state(self) -> dict[str, np.ndarray]:
         """The projection head's weights as numpy arrays (``projection.<name>``)."""

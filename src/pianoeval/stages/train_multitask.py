@@ -63,7 +63,7 @@ def load_tiers(p: dict, t1_store: EmbeddingStore) -> Tiers:
         missing = [c for c in cols if c not in table.columns]
         if missing:
             raise ValueError(f"{p[name]}: missing columns {missing}")
-    unknown = sorted(set(t2_pairs["better"]) | set(t2_pairs["worse"]) - set(t2["segment_id"]))
+    unknown = sorted((set(t2_pairs["better"]) | set(t2_pairs["worse"])) - set(t2["segment_id"]))
     if unknown:
         raise ValueError(f"{p['t2_pairs']}: pairs name windows not in {p['t2_segments']}: {unknown[:3]}")
     s2, s3 = _store(p["t2_embeddings"], t1_store), _store(p["t3_embeddings"], t1_store)
@@ -139,6 +139,7 @@ def run(p: dict) -> None:
     oof = {n: np.zeros_like(Y) for n in variants}
     t2_pred = {n: np.zeros((len(tiers.t2), len(DIMENSIONS))) for n in variants}
     t3_rep = {n: np.zeros((len(tiers.t3), p["model"]["hidden"])) for n in variants}
+    t3_proj = {n: np.zeros((len(tiers.t3), p["model"]["projection_dim"])) for n in variants}
     t4_clean = {n: np.zeros((len(tiers.t4_pairs), len(DIMENSIONS))) for n in variants}
     t4_aug = {n: np.zeros_like(t4_clean[n]) for n in variants}
     for r in results:
@@ -150,6 +151,8 @@ def run(p: dict) -> None:
                 arr[r.variant][f == k] = est.predict(x[f == k])
         if (tier_folds["t3"] == k).any():
             t3_rep[r.variant][tier_folds["t3"] == k] = est.representation(tiers.t3_x[tier_folds["t3"] == k])
+            t3_proj[r.variant][tier_folds["t3"] == k] = est.representation(tiers.t3_x[tier_folds["t3"] == k],
+                                                                           space="projection")
 
     ref, nb, npm, seed = p["reference"], int(p["n_boot"]), int(p["n_perm"]), int(p["seed"])
     metrics: dict = {
@@ -161,7 +164,7 @@ def run(p: dict) -> None:
         "split": SPLIT, "extractor": store.extractor,
         "t1": t1_metrics(Y, oof, folds, pianists, pieces, passages, ref, nb, seed),
         "t2": t2_metrics(tiers.t2, t2_pred, ref, nb, npm, seed),
-        "t3": t3_metrics(tiers.t3, t3_rep, tiers.t3_x, tier_folds["t3"], ref, nb, seed),
+        "t3": t3_metrics(tiers.t3, t3_rep, tiers.t3_x, tier_folds["t3"], ref, nb, seed, projections=t3_proj),
         "t4": t4_metrics(tiers.t4_pairs, t4_clean, t4_aug, label_std(labels), ref, nb, seed),
         "folds": fold_report,
         "leakage": overlap_finding(p["overlap"], tiers.t2, tiers.t3),
