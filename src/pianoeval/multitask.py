@@ -248,10 +248,22 @@ def _init_worker(context: dict) -> None:
     _WORKER_CONTEXT.update(context)
 
 
+def warm_up_optimizer() -> None:
+    """One AdamW step on a 1-parameter model: the first optimizer step of a process imports torch._dynamo
+    (~5 s here). Done once before the worker processes fork, they inherit it instead of paying it each."""
+    import torch
+
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([w], lr=1e-3, fused=True)
+    (w * 1.0).sum().backward()
+    opt.step()
+
+
 def train_all(jobs: list[FoldJob], context: dict, workers: int) -> list[FoldOutput]:
     """Run every (variant, fold) job; ``workers`` > 1 uses that many processes (one thread each).
     Each job is seeded on its own, so the results do not depend on the number of workers; they come
     back in the order of ``jobs``."""
+    warm_up_optimizer()
     if workers <= 1 or len(jobs) == 1:
         _init_worker(context)
         return [_run_job(j) for j in jobs]
