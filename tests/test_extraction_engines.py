@@ -131,3 +131,21 @@ def test_concat_pools_each_member_over_its_own_frames(tmp_path):
     st = EmbeddingStore(tmp_path / "c.safetensors")
     np.testing.assert_allclose(st.pooled(part="logmel")[0], lm_p, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(st.pooled(part="basic_pitch")[0], mean_std(bp), rtol=1e-5, atol=1e-6)
+
+
+def test_batching_across_clips_gives_the_per_clip_results():
+    """The engines hand chunks of clips to `store_embeddings_many`; Basic Pitch batches their windows
+    together (cheaper per window) and concat passes the chunk to each member: same numbers as clip by clip."""
+    clips = [chord(1.0 + 1.3 * i, [220.0 * 2 ** (i / 12), 330.0]) for i in range(5)]
+    for name in ("basic_pitch", "logmel_bp", "logmel"):
+        backend, params = configured(name, EXTRACT)
+        m = load_model(backend, **params)
+        many = m.store_embeddings_many(clips, SR)
+        assert len(many) == len(clips)
+        for clip, (frames, pooled) in zip(clips, many):
+            one_frames, one_pooled = m.store_embeddings(clip, SR)
+            np.testing.assert_array_equal(frames, one_frames)
+            if one_pooled is None:
+                assert pooled is None
+            else:
+                np.testing.assert_array_equal(pooled, one_pooled)

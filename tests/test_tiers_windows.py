@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import write_midi
-from pianoeval.midi_match import match_performances, ngram_hashes
+from pianoeval.midi_match import match_performances, ngram_hashes, overlap_summary
 from pianoeval.midi_notes import read_performance
 from pianoeval.tiers.asap import load_asap_metadata
 from pianoeval.tiers.excerpt import excerpt_events, write_excerpt
@@ -85,6 +85,16 @@ def test_note_matching_finds_the_same_performance_only(tmp_path):
                            {"perf": tmp_path / "perf.mid", "other": tmp_path / "other.mid"})
     assert m[["query", "reference"]].values.tolist() == [["seg", "perf"]] and m["fraction"].iloc[0] == 1.0
     assert len(ngram_hashes(np.arange(5), 8)) == 0
+    assert m.attrs["unreadable_queries"] == []
+    # An unreadable query (render.on_bad_midi: skip) fails by default, naming the file; skipped, it is listed
+    (tmp_path / "bad.mid").write_bytes(b"MThd\x00\x00\x00\x06\x20\x74garbage")
+    queries = {"seg": tmp_path / "seg.mid", "bad": tmp_path / "bad.mid"}
+    refs = {"perf": tmp_path / "perf.mid"}
+    with pytest.raises(ValueError, match="bad.mid"):
+        match_performances(queries, refs)
+    skipped = match_performances(queries, refs, on_unreadable_query="skip")
+    assert skipped["query"].tolist() == ["seg"] and skipped.attrs["unreadable_queries"] == ["bad"]
+    assert overlap_summary(skipped, 2, 1)["n_queries_unreadable"] == 1
 
 
 def test_pairs_tables():

@@ -56,8 +56,26 @@ def _local_items(audio_dir: str, model, loud: LoudnessCounter,
         it = store.iter_audio()
         if progress_desc:
             it = tqdm(it, total=len(store), desc=progress_desc, unit="seg", mininterval=2.0)
-        for key, audio in it:
-            yield (key, *model.store_embeddings(loud(audio, store.sample_rate), store.sample_rate))
+        # fixed chunks of clips in store order: backends that batch (Basic Pitch) batch across them, and the
+        # same store always gives the same chunks (so the same bytes: see BasicPitch.timestamp_embeddings_many)
+        for chunk in _chunks(it, CHUNK_CLIPS):
+            clips = [loud(audio, store.sample_rate) for _, audio in chunk]
+            for (key, _), out in zip(chunk, model.store_embeddings_many(clips, store.sample_rate)):
+                yield (key, *out)
+
+
+CHUNK_CLIPS = 16  # clips per model call in the local engine (memory: 16 T1 segments are ~40 MB of audio)
+
+
+def _chunks(it, size: int):
+    chunk = []
+    for item in it:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _shards(audio_dir: str, size: int, loud: LoudnessCounter) -> Iterator[tuple[int, list[tuple[str, np.ndarray]]]]:
@@ -97,7 +115,7 @@ def _ray_items(audio_dir: str, backend: str, params: dict, cfg: EngineConfig, lo
 
             def embed(self, job):
                 sr, shard = job
-                return [(k, *self.model.store_embeddings(a, sr)) for k, a in shard]
+                return [(k, *out) for (k, _), out in zip(shard, self.model.store_embeddings_many([a for _, a in shard], sr))]
 
         pool = ActorPool([EmbedActor.remote(backend, params) for _ in range(cfg.ray_workers)])
         results: list[tuple[str, np.ndarray]] = []

@@ -49,7 +49,7 @@ def file_hashes(path: str | Path, n: int) -> np.ndarray:
 
 
 def match_performances(queries: Mapping[str, str | Path], references: Mapping[str, str | Path], *, n: int = 8,
-                       min_fraction: float = 0.5) -> pd.DataFrame:
+                       min_fraction: float = 0.5, on_unreadable_query: str = "fail") -> pd.DataFrame:
     """Every (query, reference) pair whose n-gram containment reaches ``min_fraction``.
 
     Parameters
@@ -57,6 +57,9 @@ def match_performances(queries: Mapping[str, str | Path], references: Mapping[st
     queries, references : id -> MIDI path. Queries are typically short segments (PercePiano),
         references full performances (ASAP).
     n : notes per n-gram; min_fraction : share of the query's n-grams found in the reference.
+    on_unreadable_query : "fail" raises on a query MIDI that cannot be read (naming the file); "skip"
+        leaves it out and lists its id in ``result.attrs["unreadable_queries"]`` (the caller reports the
+        count; render.on_bad_midi=skip drops the same segments from training, so none can leak).
 
     Returns
     -------
@@ -70,9 +73,17 @@ def match_performances(queries: Mapping[str, str | Path], references: Mapping[st
     all_r = np.concatenate([np.full(len(h), i) for i, h in enumerate(ref_hashes)]) if ref_hashes else np.zeros(0, int)
     order = np.argsort(all_h, kind="stable")
     all_h, all_r = all_h[order], all_r[order]
-    rows = []
+    if on_unreadable_query not in ("fail", "skip"):
+        raise ValueError(f"on_unreadable_query must be 'fail' or 'skip', got {on_unreadable_query!r}")
+    rows, unreadable = [], []
     for q in sorted(queries):
-        qh = file_hashes(queries[q], n)
+        try:
+            qh = file_hashes(queries[q], n)
+        except ValueError:  # read_performance names the file and the parser's complaint
+            if on_unreadable_query == "fail":
+                raise
+            unreadable.append(q)
+            continue
         if not len(qh):
             continue
         lo, hi = np.searchsorted(all_h, qh, "left"), np.searchsorted(all_h, qh, "right")
@@ -82,11 +93,15 @@ def match_performances(queries: Mapping[str, str | Path], references: Mapping[st
         counts = np.bincount(hits, minlength=len(ref_ids))
         for r in np.flatnonzero(counts / len(qh) >= min_fraction):
             rows.append((q, ref_ids[r], float(counts[r] / len(qh)), len(qh)))
-    return pd.DataFrame(rows, columns=["query", "reference", "fraction", "n_query_ngrams"])
+    result = pd.DataFrame(rows, columns=["query", "reference", "fraction", "n_query_ngrams"])
+    result.attrs["unreadable_queries"] = unreadable
+    return result
 
 
 def overlap_summary(matches: pd.DataFrame, n_queries: int, n_references: int) -> dict:
-    """Counts for the metrics: queries and references involved in at least one match."""
+    """Counts for the metrics: queries and references involved in at least one match, and queries
+    left out as unreadable (``on_unreadable_query="skip"``)."""
     return {"n_queries": int(n_queries), "n_references": int(n_references), "n_matches": int(len(matches)),
+            "n_queries_unreadable": len(matches.attrs.get("unreadable_queries", [])),
             "n_queries_matched": int(matches["query"].nunique()) if len(matches) else 0,
             "n_references_matched": int(matches["reference"].nunique()) if len(matches) else 0}

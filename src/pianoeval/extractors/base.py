@@ -116,6 +116,15 @@ class Extractor(ABC):
         frames = self.combine_layers(self._layers(x))
         return frames, self.frame_times(len(x), len(frames))
 
+    def timestamp_embeddings_many(self, clips: list[np.ndarray], sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`timestamp_embeddings` of several clips; backends whose network is cheaper per item in
+        larger batches (Basic Pitch) override it to batch across clips, with identical results."""
+        return [self.timestamp_embeddings(a, sample_rate) for a in clips]
+
+    def store_embeddings_many(self, clips: list[np.ndarray], sample_rate: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """:meth:`store_embeddings` of several clips (the extraction engines hand over chunks of a store)."""
+        return [self.store_embeddings(a, sample_rate) for a in clips]
+
     def scene_embedding(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """(n_samples,) -> (2D,) mean‖std pooled embedding."""
         return mean_std(self.timestamp_embeddings(audio, sample_rate)[0])

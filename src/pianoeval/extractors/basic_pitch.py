@@ -136,11 +136,34 @@ class BasicPitch(Extractor):
         return sel, idx, n_total
 
     def _embed(self, audio: np.ndarray) -> np.ndarray:
-        sel, windows = self._windows(audio)
-        frames = self.run_windows(windows).reshape(-1, self.dim)
-        _, idx, n_total = self._frame_index(len(audio))
+        return self._frames_of(len(audio), self.run_windows(self._windows(audio)[1]))
+
+    def _frames_of(self, n_samples: int, window_out: np.ndarray) -> np.ndarray:
+        """(n_sel, 142, D) network output of a clip's selected windows -> its (T, D) frames."""
+        frames = window_out.reshape(-1, self.dim)
+        _, idx, n_total = self._frame_index(n_samples)
         # The reference trims the unwrapped output to the clip's length; keep at least one frame.
         return frames[idx < max(n_total, 1)]
+
+    def timestamp_embeddings_many(self, clips: list[np.ndarray], sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Frames of several clips with their windows batched together: short clips have only 2-3
+        selected windows each, and the network runs faster per window in full batches (48 T1 segments,
+        2 threads: 8.2 s per clip vs 5.5 s in chunks of 16). With one onnxruntime thread a window's output
+        does not depend on its batch (tested: equal to the per-clip result); with more threads the
+        convolution kernels differ by batch size (measured with 2: mean |diff| 7e-6, max 0.04 on 0.16%
+        of frame values >1e-3, pooled max 9e-4), so the engine's fixed chunking keeps reruns identical."""
+        xs = [self.prepare(a, sample_rate) for a in clips]
+        windows = [self._windows(x)[1] for x in xs]
+        out = self.run_windows(np.concatenate(windows)) if windows else np.zeros((0, KEPT_FRAMES, self.dim))
+        bounds = np.cumsum([0] + [len(w) for w in windows])
+        result = []
+        for x, a, b in zip(xs, bounds[:-1], bounds[1:]):
+            frames = self._frames_of(len(x), out[a:b])
+            result.append((frames, self.frame_times(len(x), len(frames))))
+        return result
+
+    def store_embeddings_many(self, clips: list[np.ndarray], sample_rate: int) -> list[tuple[np.ndarray, None]]:
+        return [(frames[:, None, :], None) for frames, _ in self.timestamp_embeddings_many(clips, sample_rate)]
 
     def frame_times(self, n_samples: int, n_frames: int) -> np.ndarray:
         _, idx, n_total = self._frame_index(n_samples)

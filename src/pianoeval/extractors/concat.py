@@ -82,13 +82,14 @@ class Concat(Extractor):
             start += m.dim
         return out
 
-    def _members(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _members(self, x: np.ndarray, member_out: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(n,) audio at self.sample_rate -> (frames (T, sum D), times (T,)) on the common grid, and the
-        pooled (2 sum D,) vector of each member over its own frames."""
+        pooled (2 sum D,) vector of each member over its own frames. ``member_out``: each member's
+        (frames, times) of this clip when already computed (batched over clips)."""
         n_bins = int(np.floor(len(x) / self.sample_rate * self.frame_rate)) + 1
         blocks, covered, means, stds = [], np.ones(n_bins, bool), [], []
-        for m in self.members:
-            frames, times = m.timestamp_embeddings(x, self.sample_rate)
+        for k, m in enumerate(self.members):
+            frames, times = member_out[k] if member_out is not None else m.timestamp_embeddings(x, self.sample_rate)
             b, c = align_to_grid(frames, times, self.frame_rate, n_bins)
             blocks.append(b)
             covered &= c
@@ -117,3 +118,13 @@ class Concat(Extractor):
     def store_embeddings(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         frames, _, pooled = self._members(self.prepare(audio, sample_rate))
         return frames[:, None, :], pooled
+
+    def store_embeddings_many(self, clips: list[np.ndarray], sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each member embeds the whole chunk of clips at once (so a batching member batches across clips)."""
+        xs = [self.prepare(a, sample_rate) for a in clips]
+        per_member = [m.timestamp_embeddings_many(xs, self.sample_rate) for m in self.members]
+        out = []
+        for i, x in enumerate(xs):
+            frames, _, pooled = self._members(x, [pm[i] for pm in per_member])
+            out.append((frames[:, None, :], pooled))
+        return out

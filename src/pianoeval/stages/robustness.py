@@ -63,6 +63,9 @@ def main() -> None:
     bank = RoomBank.load(p["rooms"])
     pcfg = p["percepiano"]
     with AudioStore(p["percepiano_audio"]) as store:
+        # Segments the render stage skipped (render.on_bad_midi: skip) have no audio: excluded, counted.
+        no_audio = int((labels["labeled"] & ~labels["key"].isin(set(store.keys))).sum())
+        labels = labels[~labels["labeled"] | labels["key"].isin(set(store.keys))]
         sub = select_passages(labels, {k: store.duration(k) for k in store.keys}, n_passages=pcfg["n_passages"],
                               min_performances=pcfg["min_performances"], max_minutes=pcfg["max_minutes"],
                               seed=pcfg["seed"])
@@ -122,6 +125,7 @@ def main() -> None:
         "n": {"t4_clips": len(clip_ids), "t4_pairs": len(pairs), "percepiano_segments": len(keys),
               "percepiano_passages": int(sub["passage"].nunique()), "percepiano_same_passage_pairs": n_pairs_pp,
               "percepiano_pianists": int(sub["pianist_id"].nunique()), "conditions": len(grid),
+              "percepiano_excluded_no_audio": no_audio,
               "n_boot": p["n_boot"]},
         "loudness_lufs": loudness,
         "checkpoints": {"n": len(heads), "split": splits,
@@ -164,7 +168,8 @@ def main() -> None:
                          f"{pp['shift_abs_mean']:.3f} (r {pp['pearson_mean']:.2f}, rank drop {pp['ranking_drop_rel']:+.1%})")
         print(f"robustness {aug}: mean |shift| T4/PercePiano in label std: " + "; ".join(parts))
     print(f"robustness: {len(clip_ids)} T4 clips x {len(pairs)} pairs, {len(keys)} PercePiano segments of "
-          f"{report['n']['percepiano_passages']} passages; model error {oof_rmse.mean():.3f} label std; misses "
+          f"{report['n']['percepiano_passages']} passages ({no_audio} labelled segments without audio excluded: "
+          f"skipped by render); model error {oof_rmse.mean():.3f} label std; misses "
           f"Pearson>={targets['pearson_r_min']}: {len(missed['pearson_percepiano'])} (PercePiano), "
           f"{len(missed['pearson_t4'])} (T4); ranking drop<={targets['ranking_drop_max']:.0%}: "
           f"{len(missed['ranking_percepiano'])} of {len(grid)}; {time.perf_counter() - t0:.0f} s")

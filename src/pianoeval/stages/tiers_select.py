@@ -21,7 +21,11 @@ def percepiano_overlap(p: dict, refs: dict[str, Path]) -> tuple[pd.DataFrame, di
                          dtype={"key": str, "midi_file": str}, keep_default_na=False)
     midi_dir = Path(p["percepiano_midi"])
     queries = {k: midi_dir / f for k, f in zip(labels["key"], labels["midi_file"])}
-    m = match_performances(queries, refs, n=int(p["match"]["ngram"]), min_fraction=float(p["match"]["min_fraction"]))
+    # A segment the render stage skips (render.on_bad_midi: skip) is never trained on, so it cannot
+    # leak; it is left out of the check here too and counted, instead of failing the stage.
+    on_bad = load_params("render")["on_bad_midi"]
+    m = match_performances(queries, refs, n=int(p["match"]["ngram"]), min_fraction=float(p["match"]["min_fraction"]),
+                           on_unreadable_query=on_bad)
     pid = dict(zip(labels["key"], labels["pianist_id"].astype(int)))
     m["pianist_id"] = [pid[q] for q in m["query"]]
     overlap: dict[str, set[int]] = {}
@@ -85,7 +89,9 @@ def main() -> None:
           f"({withdrawn} withdrawn excluded), T3 {len(t3)} performances in {report['t3']['folders']} folders; "
           f"{match_report['n_references_matched']} selected performance(s) found in PercePiano "
           f"({match_report['n_queries_matched']} T1 segments): T2 {report['t2']['percepiano_overlap_performances']} "
-          f"performances flagged, kept out of the competition validation")
+          f"performances flagged, kept out of the competition validation; "
+          f"{match_report['n_queries_unreadable']} unreadable T1 MIDI segment(s) left out of the check "
+          f"(render.on_bad_midi: skip)")
 
 
 if __name__ == "__main__":
