@@ -92,5 +92,5 @@ def metric_panels(df: pd.DataFrame, path: str, *, title: str) -> None:
         ax.set_title(m, fontsize=9)
         ax.set_yticks(y, list(sub["variant"]))
     axes[0, 0].invert_yaxis()
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1.06)
     save(fig, path)
