@@ -293,3 +293,21 @@ def test_stage_writes_every_variant_on_every_metric_and_guards_leakage(tmp_path,
             assert a == c
         else:
             assert after == b, f
+
+
+def test_curves_are_written_in_a_repository_without_commits(tmp_path, monkeypatch):
+    """`git init` + `dvc repro` (no commit yet, as in the end-to-end test): DVCLive must not need a HEAD."""
+    import subprocess
+    from types import SimpleNamespace as NS
+
+    from pianoeval.stages.train_multitask import _write_curves
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    est = NS(history_=[{"epoch": 1, "lr": 1e-3, "loss": 1.0, "val_r2": 0.1},
+                       {"epoch": 2, "lr": 1e-3, "loss": 0.5, "val_r2": 0.2}], best_epoch_=2, best_val_r2_=0.2)
+    _write_curves("live", [NS(variant="all", fold=0, estimator=est)])
+    assert (tmp_path / "live/plots/metrics/all/fold0/loss.tsv").read_text() == "step\tloss\n1\t1.0\n2\t0.5\n"
+    assert json.loads((tmp_path / "live/metrics.json").read_text()) == {"all": {"fold0": {"best_epoch": 2,
+                                                                                          "best_val_r2": 0.2}}}
+    assert not (tmp_path / "dvc.yaml").exists()

@@ -233,9 +233,14 @@ def _write_checkpoints(p, results, variants, keys, folds, table, tiers, tier_fol
 def _write_curves(live_dir: str, results) -> None:
     """Per-epoch training curves of every (variant, fold) with DVCLive; dvc.yaml is not touched (its outputs
     are declared there by hand), no experiment is saved."""
+    from unittest import mock
+
     from dvclive import Live
 
-    with Live(live_dir, save_dvc_exp=False, dvcyaml=False, report=None) as live:
+    # DVCLive is used only as the curve writer: no DVC repo lookup. Its lookup reads the git HEAD and fails
+    # in a repository without a commit (`git init` + `dvc repro`, as the end-to-end test does).
+    with mock.patch("dvclive.live.get_dvc_repo", return_value=None), \
+            Live(live_dir, save_dvc_exp=False, dvcyaml=False, report=None) as live:
         for r in results:
             for rec in r.estimator.history_:
                 live.step = rec["epoch"]
