@@ -36,7 +36,7 @@ review: setup
 	$(RUN) python -m pianoeval.review --base $(BASE) --out $(REVIEW_DIR)
 
 bench: setup-dev
-	$(RUN) python scripts/benchmark.py
+	$(RUN) python scripts/benchmark.py --install
 
 setup: $(STAMP)
 

@@ -27,8 +27,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+BIN = Path(sys.executable).parent  # the interpreter whose venv runs the stages (the clone's own with --install)
+
+
 def env() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
 class PeakMemory:
@@ -80,6 +83,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", type=Path, help="clone into this folder and keep it")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "pipeline.json")
+    ap.add_argument("--install", action="store_true",
+                    help="time `make setup` in the clone (its own .venv, as `make demo` on a fresh clone) and run "
+                         "the stages with it")
     args = ap.parse_args()
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="pianoeval-bench-"))
@@ -87,6 +93,14 @@ def main() -> None:
     if clone.exists():
         shutil.rmtree(clone)
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    install_seconds = None
+    if args.install:
+        global BIN
+        t0 = time.perf_counter()
+        subprocess.run(["make", "setup"], cwd=clone, check=True, stdout=subprocess.DEVNULL)
+        install_seconds = round(time.perf_counter() - t0, 1)
+        BIN = clone / ".venv" / "bin"
+        print(f"{'make setup (install)':28s} {install_seconds:7.1f} s", flush=True)
 
     stages = stage_order(clone)
     results, total, peak = [], 0.0, 0
@@ -117,6 +131,7 @@ def main() -> None:
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "stages": results,
+        "install_seconds": install_seconds,
         "full_repro_seconds": round(total, 1),
         "noop_repro_seconds": round(noop, 2),
         "peak_rss_mb": round(peak / 2**20),

@@ -68,6 +68,11 @@ OVERRIDES = {
     # compare_extractors stages run, in seconds.
     ("extract", "basic_pitch", "window_stride"): 8,
     ("compare_extractors", "n_boot"): 100,
+    # multi-task ablation: a few epochs of a tiny trunk, small bootstraps
+    ("train_multitask", "model", "max_epochs"): 5,
+    ("train_multitask", "model", "hidden"): 32,
+    ("train_multitask", "n_boot"): 100,
+    ("train_multitask", "n_perm"): 100,
 }
 # A labeled score rendition: every stage downstream of render must drop and count it (students'
 # files are all needed: the subset has exactly the 12 pianists the 12 simulated sessions use).
@@ -175,6 +180,10 @@ def test_repro_push_clone_pull(tmp_path, s3_server):
     assert audit["data.n_segments"] == 55 and audit["data.n_excluded_no_embedding"] == 1
     assert "render: 55 files" in log and "1 excluded" in log
     assert "train_quality: 55 labeled segments, 1 excluded" in log and "audit: 55 segments (1 excluded" in log
+    multitask = json.loads((work / "metrics/multitask.json").read_text())
+    assert multitask["n"]["t1_segments"] == 55 and multitask["n"]["t1_excluded_no_embedding"] == 1
+    assert set(multitask["t4"]["variants"]) == {"t1_only", "plus_t2", "plus_t3", "plus_t4", "all", "t1_only_reseeded"}
+    assert "train_multitask: 55 T1 segments (1 excluded: no embedding)" in log
     assert run(["dvc", "status"], work).strip().endswith("up to date.")
     robust = yaml.safe_load((work / "metrics/robustness.json").read_text())
     assert robust["n"]["t4_pairs"] == 8 and robust["n"]["conditions"] == 4

@@ -576,6 +576,78 @@ class RobustnessParams(Section):
     targets: RobustnessTargets
 
 
+# --------------------------------------------------------------------------- multi-task model
+AuxTerm = Literal["t2", "t3", "t4"]
+
+
+class MultitaskWeights(Section):
+    t1: PositiveFloat      # the 19-dimension head and early stopping rest on T1
+    t2: NonNegativeFloat   # 0 switches a term off in every variant
+    t3: NonNegativeFloat
+    t4: NonNegativeFloat
+
+
+class MultitaskModel(Section):
+    hidden: PositiveInt
+    n_hidden_layers: PositiveInt
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    projection_dim: PositiveInt
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt
+    grad_clip: PositiveFloat
+    t2_pairs_per_step: PositiveInt
+    t2_temperature: PositiveFloat
+    t3_temperature: PositiveFloat
+    t4_pairs_per_step: PositiveInt
+
+
+def _device(value: str) -> str:
+    if value != "cpu" and value != "cuda" and not (value.startswith("cuda:") and value[5:].isdigit()):
+        raise ValueError("must be 'cpu', 'cuda' or 'cuda:N'")
+    return value
+
+
+class TrainMultitaskParams(Section):
+    labels: InputFile
+    splits: InputFile
+    t2_segments: InputFile
+    t2_pairs: InputFile
+    t2_embeddings: InputFile
+    t3_segments: InputFile
+    t3_embeddings: InputFile
+    t4_pairs: InputFile
+    t4_clean: InputFile
+    t4_augmented: InputFile
+    overlap: InputFile
+    checkpoints: OutputPath
+    oof: OutputPath
+    live_dir: OutputPath
+    device: Annotated[str, AfterValidator(_device)]
+    workers: NonNegativeInt  # 0 = all cores
+    seed: Seed
+    val_fraction: OpenFraction
+    reference: Annotated[str, Field(min_length=1)]
+    seed_control: bool
+    variants: Annotated[dict[str, list[AuxTerm]], Field(min_length=2)]
+    weights: MultitaskWeights
+    model: MultitaskModel
+    n_boot: PositiveInt
+    n_perm: PositiveInt
+
+    @model_validator(mode="after")
+    def _reference_is_t1_only(self):
+        if self.reference not in self.variants:
+            raise ValueError(f"reference '{self.reference}' is not one of the variants {list(self.variants)}")
+        if self.variants[self.reference]:
+            raise ValueError(f"reference '{self.reference}' must be the T1-only variant (an empty list)")
+        if self.seed_control and "t1_only_reseeded" in self.variants:
+            raise ValueError("variant name 't1_only_reseeded' is reserved for the seed control")
+        return self
+
+
 # --------------------------------------------------------------------------- audit
 class AuditMasterclassInputs(Section):
     segments: InputFile
@@ -716,6 +788,7 @@ SCHEMAS: dict[str, type[Section]] = {
     "t4_augment": T4AugmentParams,
     "t4_embed": T4EmbedParams,
     "robustness": RobustnessParams,
+    "train_multitask": TrainMultitaskParams,
 }
 
 

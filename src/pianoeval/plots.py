@@ -71,3 +71,26 @@ def grouped_bars(df: pd.DataFrame, path: str, *, category: str, group: str, valu
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(title, fontsize=10)
     save(fig, path)
+
+
+def metric_panels(df: pd.DataFrame, path: str, *, title: str) -> None:
+    """One panel per ``metric`` (df order), one horizontal bar per ``variant`` with [ci_low, ci_high]
+    whiskers; a ``baseline`` column (NaN = none) draws a dashed line per panel (chance, a no-model baseline)."""
+    metrics = list(dict.fromkeys(df["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1.5, 0.42 * df["variant"].nunique() + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        sub = df[df["metric"] == m]
+        y = np.arange(len(sub))
+        err = np.vstack([sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]])
+        ax.barh(y, sub["value"], xerr=np.nan_to_num(err), capsize=3, color="tab:blue", alpha=0.8)
+        base = sub["baseline"].dropna()
+        if len(base):
+            ax.axvline(float(base.iloc[0]), color="black", ls="--", lw=0.9, label=str(sub["baseline_label"].iloc[0]))
+            ax.legend(fontsize=7, loc="lower right")
+        ax.axvline(0, color="grey", lw=0.6)
+        ax.set_title(m, fontsize=9)
+        ax.set_yticks(y, list(sub["variant"]))
+    axes[0, 0].invert_yaxis()
+    fig.suptitle(title, fontsize=10, y=1.06)
+    save(fig, path)

@@ -339,15 +339,14 @@ def _weighted_corr(A: np.ndarray, b: np.ndarray, W: np.ndarray) -> np.ndarray:
         return np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
 
 
-def group_bootstrap_ci(X: np.ndarray, y: np.ndarray, group_index: np.ndarray, *, n_boot: int, seed: int,
-                       level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile CI of Spearman rho (X columns vs y) resampling whole groups with replacement.
+def group_bootstrap_rhos(X: np.ndarray, y: np.ndarray, group_index: np.ndarray, *, n_boot: int,
+                         seed: int) -> np.ndarray:
+    """Spearman rho of X's columns vs y in each of ``n_boot`` resamples of whole groups -> (n_boot, q).
 
     Each resample is a weight per row (how often its group was drawn); ranks and correlations are
     computed on the weighted sample, which equals the rho of the explicitly duplicated rows (a test
-    checks this) at a fraction of the cost. Resamples where a variable is constant are skipped.
-
-    Returns (low (q,), high (q,)).
+    checks this) at a fraction of the cost. A resample where a variable is constant gives NaN. All
+    columns share the resamples, so differences between columns are paired.
     """
     X = np.asarray(X, dtype=float)
     X = X[:, None] if X.ndim == 1 else X
@@ -361,7 +360,19 @@ def group_bootstrap_ci(X: np.ndarray, y: np.ndarray, group_index: np.ndarray, *,
     W = counts[:, gi]  # (B, N)
     ry = _weighted_ranks(y, W)
     RX = np.stack([_weighted_ranks(X[:, j], W) for j in range(X.shape[1])], axis=2)  # (B, N, q)
-    B = _weighted_corr(RX, ry, W)
+    return _weighted_corr(RX, ry, W)
+
+
+def group_bootstrap_ci(X: np.ndarray, y: np.ndarray, group_index: np.ndarray, *, n_boot: int, seed: int,
+                       level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile CI of Spearman rho (X columns vs y) resampling whole groups with replacement
+    (:func:`group_bootstrap_rhos`). Resamples where a variable is constant are skipped.
+
+    Returns (low (q,), high (q,)).
+    """
+    X = np.asarray(X, dtype=float)
+    X = X[:, None] if X.ndim == 1 else X
+    B = group_bootstrap_rhos(X, y, group_index, n_boot=n_boot, seed=seed)
     alpha = (1.0 - level) / 2.0
     low, high = np.full(X.shape[1], np.nan), np.full(X.shape[1], np.nan)
     for j in range(X.shape[1]):
@@ -369,4 +380,3 @@ def group_bootstrap_ci(X: np.ndarray, y: np.ndarray, group_index: np.ndarray, *,
         if ok.any():
             low[j], high[j] = np.quantile(B[ok, j], alpha), np.quantile(B[ok, j], 1.0 - alpha)
     return low, high
-
