@@ -46,7 +46,7 @@ setup: $(STAMP)
 # from PyPI is the CUDA build (gigabytes). uv then keeps that torch (the lock pins the same version) and
 # installs everything else with the exact versions of requirements.lock.
 # Bytecode is compiled at install (pip for torch, uv --compile-bytecode for the rest): every stage is a new
-# Python process, and without .pyc files (e.g. where PYTHONDONTWRITEBYTECODE is set, as on our CI machines)
+# Python process, and without .pyc files (e.g. where PYTHONDONTWRITEBYTECODE is set, as in this project's work shells)
 # each one recompiled torch, pandas, scipy and matplotlib from source: 22 s instead of ~4 s per stage.
 UV := $(BIN)/uv
 UV_VERSION := 0.13.9
