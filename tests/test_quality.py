@@ -6,6 +6,18 @@ import pytest
 from pianoeval.quality import cross_validate_mlp, fold_pool, inner_validation_split, passage_mean_oof
 
 
+# A tiny MLP and 12 pianists x 10 segments in 4 pianist folds: the shapes the fold tests train on.
+TINY_MLP = dict(hidden=8, n_hidden_layers=1, dropout=0.0, lr=1e-3, weight_decay=0.0, batch_size=32,
+                max_epochs=2, patience=2, grad_clip=1.0)
+
+
+def twelve_pianists(seed: int, n_targets: int):
+    """(X (120, 6), Y (120, n_targets), pianist (120,), folds (120,))."""
+    rng = np.random.default_rng(seed)
+    pianist = np.repeat(np.arange(12), 10)
+    return rng.normal(size=(120, 6)), rng.random((120, n_targets)), pianist, pianist % 4
+
+
 def test_inner_validation_split_keeps_groups_whole():
     rng = np.random.default_rng(0)
     groups = rng.integers(0, 30, 400)
@@ -31,13 +43,8 @@ def test_cross_validate_mlp_uses_the_groups_for_early_stopping(monkeypatch):
         return fit, val
 
     monkeypatch.setattr(q, "inner_validation_split", spy)
-    rng = np.random.default_rng(1)
-    pianist = np.repeat(np.arange(12), 10)
-    X, Y = rng.normal(size=(120, 6)), rng.random((120, 2))
-    folds = pianist % 4
-    params = dict(hidden=8, n_hidden_layers=1, dropout=0.0, lr=1e-3, weight_decay=0.0, batch_size=32,
-                  max_epochs=2, patience=2, grad_clip=1.0)
-    oof, res = cross_validate_mlp(X, Y, folds, pianist, params, seeds=[0], val_fraction=0.25)
+    X, Y, pianist, folds = twelve_pianists(1, 2)
+    oof, res = cross_validate_mlp(X, Y, folds, pianist, TINY_MLP, seeds=[0], val_fraction=0.25)
     assert len(seen) == 4 and oof.shape == (120, 2)
     for (fit, val, groups), k in zip(seen, range(4)):
         assert set(folds[fit]) | set(folds[val]) == set(range(4)) - {k}  # the test fold never validates
@@ -49,12 +56,8 @@ def test_folds_in_a_process_pool_give_the_sequential_results():
     """train_quality.workers > 1 trains folds in spawned processes: same predictions, same weights."""
     import torch
 
-    rng = np.random.default_rng(2)
-    pianist = np.repeat(np.arange(12), 10)
-    X, Y = rng.normal(size=(120, 6)), rng.random((120, 3))
-    folds = pianist % 4
-    params = dict(hidden=8, n_hidden_layers=1, dropout=0.1, lr=1e-3, weight_decay=0.0, batch_size=32,
-                  max_epochs=5, patience=3, grad_clip=1.0)
+    X, Y, pianist, folds = twelve_pianists(2, 3)
+    params = {**TINY_MLP, "dropout": 0.1, "max_epochs": 5, "patience": 3}
     torch.set_num_threads(1)
     seq, seq_res = cross_validate_mlp(X, Y, folds, pianist, params, seeds=[0, 1], val_fraction=0.25)
     pool = fold_pool(2)
