@@ -524,5 +524,15 @@ def summary_line(report: FetchReport) -> str:
             + (f" ({fails})" if fails else "") + (f"; {len(report.orphans)} orphan files" if report.orphans else ""))
 
 
+def failure_outcome(stage: str, report: FetchReport, on_failure: str, line: str) -> tuple[str, int]:
+    """The stage's console line and exit code after a fetch: with failed downloads and
+    ``on_failure: fail`` the line lists every failure (id and reason) and what to do, and the code is 1."""
+    if not (report.n_failed and on_failure == "fail"):
+        return line, 0
+    return (line + f"\n{stage}: failed downloads (on_failure: fail): "
+            + "; ".join(f"{f['id']} ({f['reason']})" for f in report.failures)
+            + f". Rerun to retry, mark them withdrawn in the manifest, or set {stage}.on_failure: skip"), 1
+
+
 __all__ = ["ARCHIVE_FILE", "FetchOptions", "FetchReport", "ManifestError", "ManifestRow", "classify_failure",
-           "fetch_manifest", "fetched_items", "read_archive", "read_manifest", "summary_line"]
+           "failure_outcome", "fetch_manifest", "fetched_items", "read_archive", "read_manifest", "summary_line"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 
-from ..acquire import ManifestRow, fetch_manifest, read_manifest, summary_line
+from ..acquire import ManifestRow, failure_outcome, fetch_manifest, read_manifest, summary_line
 from ..io import load_params, write_json
 from ..masterclass.moments import MOMENTS_FILE
 
@@ -115,11 +115,7 @@ def run(p: dict) -> tuple[dict, str, int]:
                    moment_lines_dropped_failed=dropped_f)
     line = (f"masterclass_fetch: {summary_line(report)}; {len(kept)} of {len(lines)} moment lines kept "
             f"({dropped_w} of withdrawn videos, {dropped_f} of failed downloads dropped) -> {out_dir}")
-    code = 1 if report.n_failed and p["on_failure"] == "fail" else 0
-    if code:
-        line += ("\nmasterclass_fetch: failed downloads (on_failure: fail): "
-                 + "; ".join(f"{f['id']} ({f['reason']})" for f in report.failures)
-                 + ". Rerun to retry, mark them withdrawn in the manifest, or set masterclass_fetch.on_failure: skip")
+    line, code = failure_outcome("masterclass_fetch", report, p["on_failure"], line)
     return metrics, line, code
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..acquire import fetch_manifest, read_manifest, summary_line
+from ..acquire import failure_outcome, fetch_manifest, read_manifest, summary_line
 from ..io import load_params, write_json
 from ..tiers.manifest import CompetitionRow
 
@@ -38,11 +38,7 @@ def run(p: dict, manifest: Path) -> tuple[dict, str, int]:
     report = fetch_manifest(rows, out_dir, options=p["download"], row_model=CompetitionRow)
     metrics.update(report.to_metrics())
     line = f"t2_fetch: {summary_line(report)} -> {out_dir}"
-    code = 1 if report.n_failed and p["on_failure"] == "fail" else 0
-    if code:
-        line += ("\nt2_fetch: failed downloads (on_failure: fail): "
-                 + "; ".join(f"{f['id']} ({f['reason']})" for f in report.failures)
-                 + ". Rerun to retry, mark them withdrawn in the manifest, or set t2_fetch.on_failure: skip")
+    line, code = failure_outcome("t2_fetch", report, p["on_failure"], line)
     return metrics, line, code
 
 
